@@ -1,0 +1,1 @@
+"""Exporters: ONNX, graph passes, TensorRT and AOTInductor packaging (installed as hida_rt.export)."""

@@ -1,0 +1,23 @@
+"""User-facing errors: each prints as one line and exits non-zero (see hida_rt.cli)."""
+
+
+class HidaError(Exception):
+    """An error caused by the user's input or environment, reported without a traceback."""
+
+    exit_code = 2
+
+
+class CheckpointError(HidaError):
+    """A weights file that is missing, unreadable, unsafe or of another network."""
+
+
+class InputError(HidaError):
+    """An image, video or argument that cannot be used as given."""
+
+
+class BackendUnavailable(HidaError):
+    """A backend that cannot run here (missing package, no GPU, ...)."""
+
+
+class MissingDependency(HidaError):
+    """An optional extra that is not installed."""
