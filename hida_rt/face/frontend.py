@@ -104,9 +104,10 @@ class FaceFrontEnd:
 
     def _find_new(self, frame: np.ndarray, taken: list[Roi]) -> list[np.ndarray]:
         """Landmarks of faces the detectors find that are not already in `taken`."""
-        found = []
+        found: list[np.ndarray] = []
+        wanted = self.max_faces - len(taken)
         for roi in self._locator.detect(frame):
-            if len(found) + len(taken) >= self.max_faces:
+            if len(found) >= wanted:
                 break
             if any(roi.overlaps(t) for t in taken):
                 continue

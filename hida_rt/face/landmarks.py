@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._deps import require_cv2, require_mediapipe
+from ._deps import native_stderr_silenced, require_cv2, require_mediapipe
 from .mesh_topology import LEFT_EYE_CORNERS, N_MESH_POINTS, RIGHT_EYE_CORNERS
 from .template import matrix_scale
 
@@ -77,18 +77,26 @@ class MeshLocator:
         mp = require_mediapipe()
         self._cv2 = require_cv2()
         self._min_confidence = min_confidence
-        self._short_range = mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_confidence
-        )
+        with native_stderr_silenced():
+            self._short_range = mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=min_confidence
+            )
+            # static_image_mode: every crop is a fresh image; the tracking between
+            # frames is done by the crops themselves (roi_from_landmarks).
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+            )
+            # Graphs open their calculators (and log) on worker threads after
+            # the constructor returns; one run waits for all of them.
+            blank = np.zeros((CROP, CROP, 3), np.uint8)
+            self._short_range.process(blank)
+            self._mesh.process(blank)
         self._full_range = None  # built on first need: most inputs never call it
-        # static_image_mode: every crop is a fresh image; the tracking between
-        # frames is done by the crops themselves (roi_from_landmarks).
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-        )
+        # The mesh logs again on its first run that finds a face.
+        self._quiet_runs = {id(self._mesh)}
 
     def close(self) -> None:
         for graph in (self._short_range, self._full_range, self._mesh):
@@ -101,16 +109,26 @@ class MeshLocator:
         if not rois:
             if self._full_range is None:
                 mp = require_mediapipe()
-                self._full_range = mp.solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self._min_confidence
-                )
+                with native_stderr_silenced():
+                    self._full_range = mp.solutions.face_detection.FaceDetection(
+                        model_selection=1, min_detection_confidence=self._min_confidence
+                    )
+                    self._full_range.process(np.zeros((CROP, CROP, 3), np.uint8))
             rois = self._detect_with(self._full_range, frame)
         return sorted(rois, key=lambda r: -r.side)
 
-    @staticmethod
-    def _detect_with(detector, frame: np.ndarray) -> list[Roi]:
+    def _run(self, graph, image: np.ndarray):
+        if id(graph) not in self._quiet_runs:
+            return graph.process(image)
+        with native_stderr_silenced():
+            result = graph.process(image)
+        if graph is not self._mesh or result.multi_face_landmarks:
+            self._quiet_runs.discard(id(graph))
+        return result
+
+    def _detect_with(self, detector, frame: np.ndarray) -> list[Roi]:
         h, w = frame.shape[:2]
-        result = detector.process(frame)
+        result = self._run(detector, frame)
         rois = []
         for det in result.detections or ():
             loc = det.location_data
@@ -126,7 +144,7 @@ class MeshLocator:
         cv2 = self._cv2
         crop_m = roi.crop_matrix()
         crop = cv2.warpAffine(frame, crop_m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        result = self._mesh.process(crop)
+        result = self._run(self._mesh, crop)
         if not result.multi_face_landmarks:
             return None
         lm = result.multi_face_landmarks[0].landmark

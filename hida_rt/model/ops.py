@@ -55,8 +55,10 @@ def ida(y: torch.Tensor, theta_pre: torch.Tensor, gamma: torch.Tensor, beta: tor
     norm over 128x128 overflows its running sums.
     """
     dtype = y.dtype
-    f = info_acon(y.float(), torch.sigmoid(theta_pre.float()), p1.float(), p2.float())
-    out = instance_norm(f, eps) * (1 + gamma.float()) + beta.float() + f
+    acc = torch.promote_types(dtype, torch.float32)  # at least FP32; float64 stays float64
+    y, theta_pre, gamma, beta, p1, p2 = (t.to(acc) for t in (y, theta_pre, gamma, beta, p1, p2))
+    f = info_acon(y, torch.sigmoid(theta_pre), p1, p2)
+    out = instance_norm(f, eps) * (1 + gamma) + beta + f
     return out.to(dtype)
 
 

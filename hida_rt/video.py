@@ -1,0 +1,160 @@
+"""Sketch a video or a webcam: python -m hida_rt.video INPUT -o OUT.mp4 --weights W [--style S]
+
+Decode -> face front end (detect, align, depth) -> backend (batched) ->
+paste the sketch back -> H.264, each stage in its own thread (see
+hida_rt.video_pipeline). Audio is copied through. The output is written
+under a temporary name and renamed at the end, so a failed run leaves no file.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from . import styles
+from .backends import CHOICES, create_backend
+from .cli import atomic_path, run_cli
+from .errors import InputError
+from .model import SIZE_MULTIPLE
+from .video_io import OUTPUT_SUFFIXES, FileReader, H264Writer, open_source
+from .video_modes import NO_FACE_POLICIES, FaceMode, WholeFrameMode
+from .video_pipeline import Pipeline, Result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m hida_rt.video",
+        description="Turn the faces in a video (or a webcam) into HIDA pencil sketches, pasted back into "
+                    "the frames, and write an H.264 video with the input's audio.",
+        epilog="Examples:\n"
+               "  python -m hida_rt.video talk.mp4 -o talk_sketch.mp4 --weights hida.ckpt --style 2\n"
+               "  python -m hida_rt.video webcam -o me.mp4 --weights hida.ckpt   (Ctrl-C ends the recording)\n"
+               "  python -m hida_rt.video street.mp4 --whole-frame --weights hida.ckpt\n\n"
+               "Needs the video extra (PyAV) and, except with --whole-frame, the face extra (MediaPipe).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="INPUT",
+                   help='video file, or a webcam: "webcam", "webcam:N" or a bare index N')
+    p.add_argument("--output", "-o", default=None,
+                   help=f"output video ({', '.join(OUTPUT_SUFFIXES)}; default: INPUT-STEM_sketch.mp4 beside the "
+                        "input, webcam_sketch.mp4 for a webcam)")
+    p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
+    p.add_argument("--style", "-s", nargs="+", default=["2"],
+                   help="FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
+                        "for styles 1,2,3, e.g. 0.5,0,0.5 (default 2)")
+    p.add_argument("--backend", "-b", choices=CHOICES, default="auto", help="inference backend (default auto)")
+    p.add_argument("--device", default=None, help="torch device for eager/triton: cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument("--onnx", default=None, help="onnxruntime backend: ONNX file to use (default: cached beside the weights)")
+    p.add_argument("--engine", default=None, help="tensorrt backend: the .plan engine to load")
+    p.add_argument("--batch-size", type=int, default=4, help="network inputs (faces or frames) per backend call (default 4)")
+    p.add_argument("--max-faces", type=int, default=1, help="faces sketched per frame, largest first (default 1)")
+    p.add_argument("--no-face", choices=tuple(NO_FACE_POLICIES), default="pass",
+                   help="what a frame without a face becomes: "
+                        + "; ".join(f"{k}: {v}" for k, v in NO_FACE_POLICIES.items()) + " (default pass)")
+    p.add_argument("--no-smoothing", action="store_true",
+                   help="align each frame on its own landmarks (default: One-Euro smoothing over time, so the "
+                        "sketch does not jitter)")
+    p.add_argument("--whole-frame", action="store_true",
+                   help="sketch the whole frame instead of the faces: resized to multiples of 256, flat depth 0 "
+                        "(no face geometry), resized back")
+    p.add_argument("--net-height", type=int, default=None,
+                   help=f"with --whole-frame: network height, a multiple of {SIZE_MULTIPLE} (default: the frame "
+                        "height rounded to one); the width follows the aspect ratio")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) to 51 (worst) (default 18)")
+    p.add_argument("--preset", default="veryfast",
+                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+                   help="x264 speed/size trade-off (default veryfast)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    for name in ("batch_size", "max_faces"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError("--max-frames must be at least 1")
+    if args.net_height is not None and (args.net_height <= 0 or args.net_height % SIZE_MULTIPLE):
+        raise InputError(f"--net-height {args.net_height} is not a positive multiple of {SIZE_MULTIPLE}")
+    if not 0 <= args.crf <= 51:
+        raise InputError(f"--crf must be between 0 and 51, got {args.crf}")
+
+
+def output_path(args: argparse.Namespace, reader) -> Path:
+    if args.output is None:
+        if isinstance(reader, FileReader):
+            return reader.path.with_name(f"{reader.path.stem}_sketch.mp4")
+        return Path("webcam_sketch.mp4")
+    out = Path(args.output)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"{out}: output must end in {', '.join(OUTPUT_SUFFIXES)}")
+    if isinstance(reader, FileReader) and out.resolve() == reader.path.resolve():
+        raise InputError(f"{out}: the output would overwrite the input")
+    return out
+
+
+def limited(frames, max_frames: int | None):
+    for i, frame in enumerate(frames):
+        if max_frames is not None and i >= max_frames:
+            return
+        yield frame
+
+
+def summary(out: Path, result: Result, width: int, height: int, whole_frame: bool) -> str:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in result.stage_ms.items())
+    what = "sketched whole" if whole_frame else "with a face"
+    return (f"wrote {out}: {result.frames} frames {width}x{height}, {result.frames_with_input} {what}, "
+            f"{result.fps:.2f} fps end to end\n  busy ms per frame: {stages}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    style = styles.parse_style(args.style)
+    reader = open_source(args.input)  # a bad input fails here, before anything is loaded or written
+    mode = None
+    try:
+        out = output_path(args, reader)
+        if args.whole_frame:
+            mode = WholeFrameMode(reader.height, reader.width, args.net_height)
+        else:
+            from .face import Smoothing
+
+            mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face)
+        backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine)
+
+        def run_backend(photo, depth):
+            return backend.run(photo, depth, style.expand(len(photo), 3).contiguous())
+
+        total = reader.frame_count if args.max_frames is None else min(reader.frame_count or args.max_frames, args.max_frames)
+        bar = tqdm(total=total, unit="frame", desc=f"sketch ({backend.name})", disable=args.quiet,
+                   dynamic_ncols=True, file=sys.stderr)
+        with atomic_path(out) as tmp:
+            writer = H264Writer(tmp, reader.width, reader.height, reader.fps, crf=args.crf, preset=args.preset,
+                                audio_from=reader.path if isinstance(reader, FileReader) and reader.has_audio else None)
+            try:
+                result = Pipeline(limited(reader.frames(), args.max_frames), mode, run_backend, writer.write,
+                                  batch_size=args.batch_size, on_frame=lambda work: bar.update(),
+                                  graceful_stop=None if isinstance(reader, FileReader) else reader.stop).run()
+            except BaseException:
+                writer.abort()
+                raise
+            finally:
+                bar.close()
+            writer.close()
+            if result.frames == 0:
+                raise InputError(f"{reader.name}: no frames to write")
+    finally:
+        reader.close()
+        if mode is not None:
+            mode.close()
+    if not args.quiet:
+        print(summary(out, result, writer.width, writer.height, args.whole_frame))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main, prog="hida_rt.video"))

@@ -1,0 +1,264 @@
+"""Video in and out for hida_rt.video: PyAV decoding, webcams through OpenCV, H.264 encoding.
+
+Needs the optional `video` extra (PyAV; 18.1.0's cp311 abi3 wheel bundles
+FFmpeg with libx264). Webcams also need OpenCV, from the `face` extra.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import numpy as np
+
+from .errors import InputError, MissingDependency
+
+VIDEO_INSTALL = "pip install av==18.1.0"
+OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+# Output timestamps: input times (seconds) on the MPEG clock, so variable-rate
+# inputs and webcams keep their timing and copied audio stays in sync.
+TIME_BASE = Fraction(1, 90000)
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus"})
+# A file whose header promises more frames than decode yields by more than this was cut short.
+TRUNCATION_SLACK = 2
+
+
+def require_av() -> ModuleType:
+    try:
+        return importlib.import_module("av")
+    except ImportError as e:
+        raise MissingDependency(f"video needs PyAV ({e}); install it with: {VIDEO_INSTALL}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:160]
+
+
+@dataclass
+class Frame:
+    """A decoded frame: H×W×3 uint8 RGB and its time in seconds (input clock)."""
+
+    index: int
+    image: np.ndarray
+    time: float
+
+
+class FileReader:
+    """Decode a video file's first video stream with PyAV."""
+
+    def __init__(self, path: str | Path):
+        av = self._av = require_av()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such video file")
+        try:
+            self._container = av.open(str(self.path))
+        except av.FFmpegError as e:
+            raise InputError(f"{self.path}: cannot read as a video ({_first_line(e)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError(f"{self.path}: has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"  # frame+slice threads: decoding keeps up with 1080p
+        ctx = self._stream.codec_context
+        self.width, self.height = ctx.width, ctx.height
+        if not self.width or not self.height:
+            self._container.close()
+            raise InputError(f"{self.path}: video stream has no frame size (corrupt header?)")
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = Fraction(rate) if rate else Fraction(25)
+        self.frame_count = self._stream.frames or None
+        self.has_audio = bool(self._container.streams.audio)
+        self.name = str(self.path)
+
+    def frames(self) -> Iterator[Frame]:
+        av = self._av
+        decoded = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                t = float(frame.time) if frame.time is not None else decoded / float(self.fps)
+                yield Frame(decoded, frame.to_ndarray(format="rgb24"), t)
+                decoded += 1
+        except av.FFmpegError as e:
+            raise InputError(f"{self.path}: corrupt or truncated video after frame {decoded} ({_first_line(e)})") from None
+        if self.frame_count and decoded + TRUNCATION_SLACK < self.frame_count:
+            raise InputError(f"{self.path}: truncated video: {decoded} of {self.frame_count} frames decoded")
+        if decoded == 0:
+            raise InputError(f"{self.path}: no frame could be decoded")
+
+    def stop(self) -> None:
+        """Files end by themselves; nothing to do (webcams need this)."""
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class CaptureReader:
+    """Frames from a webcam (or anything cv2.VideoCapture opens) until stop() or `max_frames`."""
+
+    def __init__(self, source: int | str):
+        from .face._deps import require_cv2
+
+        cv2 = self._cv2 = require_cv2()
+        self._capture = cv2.VideoCapture(source)
+        self.name = f"webcam {source}" if isinstance(source, int) else str(source)
+        if not self._capture.isOpened():
+            raise InputError(f"cannot open {self.name}")
+        ok, first = self._capture.read()
+        if not ok:
+            self._capture.release()
+            raise InputError(f"{self.name} gives no frames")
+        self._first = first
+        self.height, self.width = first.shape[:2]
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = Fraction(fps).limit_denominator(1001) if fps and 1 <= fps <= 240 else Fraction(30)
+        self.frame_count = None  # live: unknown
+        self.has_audio = False
+        self._stop = threading.Event()
+
+    def frames(self) -> Iterator[Frame]:
+        cv2 = self._cv2
+        start = time.monotonic()
+        image, index = self._first, 0
+        while image is not None and not self._stop.is_set():
+            # Wall-clock times: a webcam drops or delays frames under load.
+            yield Frame(index, cv2.cvtColor(image, cv2.COLOR_BGR2RGB), time.monotonic() - start)
+            index += 1
+            ok, image = self._capture.read()
+            if not ok:
+                image = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def open_source(source: str) -> FileReader | CaptureReader:
+    """A file path, or a webcam as "webcam", "webcam:N" or a bare index N (when no such file exists)."""
+    if not Path(source).exists():
+        if source == "webcam":
+            return CaptureReader(0)
+        if source.startswith("webcam:") and source[7:].isdigit():
+            return CaptureReader(int(source[7:]))
+        if source.isdigit():
+            return CaptureReader(int(source))
+    return FileReader(source)
+
+
+class _AudioPassThrough:
+    """Copy (or, where the container cannot hold the codec, re-encode to AAC) the input's first audio stream.
+
+    Reads the input a second time, audio packets only, so the decode stage
+    never has to carry audio through the pipeline; packets are muxed up to
+    the time of each video frame written, which keeps the file interleaved.
+    """
+
+    def __init__(self, av: ModuleType, source: Path, output):
+        self._av = av
+        self._input = av.open(str(source))
+        self._in_stream = self._input.streams.audio[0]
+        name = self._in_stream.codec_context.name
+        # Matroska holds any codec. MP4/MOV's muxer claims more than it can
+        # write without "experimental" flags (vorbis, flac); copy only the
+        # codecs those files normally carry and re-encode the rest.
+        self._copy = name in MP4_AUDIO_CODECS or output.format.name == "matroska"
+        if self._copy:
+            self._out_stream = output.add_stream_from_template(self._in_stream)
+        else:
+            self._out_stream = output.add_stream("aac", rate=self._in_stream.codec_context.sample_rate or 48000)
+        self._output = output
+        self._packets = self._input.demux(self._in_stream)
+        self._pending = None
+
+    def _next_packet(self):
+        for packet in self._packets:
+            if packet.dts is not None or packet.size:
+                return packet
+        return None
+
+    def write_until(self, t: float | None) -> None:
+        """Mux the audio up to time t in seconds (all of it when t is None)."""
+        while True:
+            packet = self._pending or self._next_packet()
+            self._pending = None
+            if packet is None:
+                return
+            if t is not None and packet.pts is not None and float(packet.pts * packet.time_base) > t:
+                self._pending = packet
+                return
+            if self._copy:
+                packet.stream = self._out_stream
+                self._output.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # the encoder's own clock; it resamples and re-chunks for AAC
+                    self._output.mux(self._out_stream.encode(frame))
+
+    def finish(self) -> None:
+        try:
+            self.write_until(None)
+            if not self._copy:
+                self._output.mux(self._out_stream.encode(None))
+        finally:
+            self._input.close()
+
+
+class H264Writer:
+    """Encode RGB frames to H.264 (yuv420p, libx264) in an .mp4/.mov/.mkv, audio passed through.
+
+    H.264 in yuv420p needs even sizes: an odd last row or column is dropped.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction, *,
+                 audio_from: Path | None = None, crf: int = 18, preset: str = "veryfast"):
+        av = self._av = require_av()
+        self.width, self.height = width - width % 2, height - height % 2
+        if self.width < 2 or self.height < 2:
+            raise InputError(f"frames of {width}×{height} are too small to encode")
+        self._container = av.open(str(path), "w")
+        try:
+            self._stream = self._container.add_stream("libx264", rate=fps)
+            self._stream.width, self._stream.height = self.width, self.height
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.time_base = TIME_BASE
+            self._stream.codec_context.time_base = TIME_BASE
+            self._stream.options = {"crf": str(crf), "preset": preset}
+            self._audio = _AudioPassThrough(av, audio_from, self._container) if audio_from else None
+        except Exception:
+            self._container.close()
+            raise
+        self._last_pts = -1
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray, t: float) -> None:
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: self.height, : self.width]), format="rgb24")
+        # Strictly increasing pts: two input frames may round to one tick.
+        pts = max(int(round(t / TIME_BASE)), self._last_pts + 1)
+        frame.pts, frame.time_base = pts, TIME_BASE
+        self._last_pts = pts
+        if self._audio is not None:
+            self._audio.write_until(t)
+        self._container.mux(self._stream.encode(frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and audio and finalise the file."""
+        try:
+            self._container.mux(self._stream.encode(None))
+            if self._audio is not None:
+                self._audio.finish()
+        finally:
+            self._container.close()
+
+    def abort(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # the file is being discarded; its state no longer matters
+            pass

@@ -1,0 +1,193 @@
+"""Modulated deformable 3x3 convolution (DCNv2) as an implicit GEMM with on-the-fly bilinear sampling.
+
+Reference: `hida_rt.model.ops.dcn_from_offset_mask_conv(x, om, weight, bias)`:
+stride 1, padding 1, dilation 1, G deformable groups, reading the raw
+offset/mask conv output `om` (N, 3*G*9, H, W): channels [0, 2*G*9) are the
+offsets (channel 2*(g*9+k) the row shift and 2*(g*9+k)+1 the column shift of
+tap k = 3*i + j of group g), channels 2*G*9 + g*9 + k the mask logits. The
+split, concat and sigmoid of DCNv2's `DCN` module are folded into the loads.
+
+GEMM view: M = output pixels (N*H*W, flattened), N = Cout, K = Cin * 9. A
+program owns a BLOCK_P x BLOCK_CO output tile and walks the K dimension tap
+by tap: for each (group, tap) it computes the FP32 sampling positions,
+bilinear corner weights and mask of its BLOCK_P pixels once, then for each
+BLOCK_CI slice of the group's input channels gathers the four corners,
+blends them in FP32, rounds the A tile to the data dtype and multiplies it
+by the weight slice on the tensor cores with an FP32 accumulator. Bias is
+added in the epilogue. A sample at row <= -1 or >= H (column likewise) is 0,
+and corners outside the image count as 0 (DCNv2 / torchvision semantics).
+
+The weight is read as `kcc_weight(weight)`: (9, Cin, Cout), so that a
+(tap, channel slice) row block of B is contiguous along Cout. Hosts make
+this layout once at build time (the TensorRT graph pass stores the
+transposed constant).
+
+SPLIT_K > 1 (torch host only, for tiny M: the DOG layers at batch 1 have
+4-16 output pixels and 4.7-9.4 MB of weights, so Cout / BLOCK_CO programs
+alone leave most SMs idle): program (p, co, s) takes taps s, s + SPLIT_K,
+... and writes an FP32 partial to plane s of `out`; the host sums the planes.
+The plugin kernel is SPLIT_K = 1: one launch, no scratch.
+
+Plugin contract: inputs x (N,Cin,H,W), om (N,3*G*9,H,W), w (9,Cin,Cout),
+bias (Cout); x/om/w one dtype (fp16 or fp32), bias fp32; int32 extras N,
+C_in, H, W, C_out; output out (N,Cout,H,W) of x's dtype; all contiguous.
+Grid (cdiv(N*H*W, BLOCK_P), cdiv(C_out, BLOCK_CO), 1).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._aot import AotKernel, cdiv, next_pow2
+from ._common import check_launchable, num_sms
+
+TAPS = 9
+GROUPS = 2
+
+
+@triton.jit
+def deform_conv_kernel(x_ptr, om_ptr, w_ptr, b_ptr, N, C_in, H, W, C_out, out_ptr,
+                       GROUPS: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr,
+                       BLOCK_CI: tl.constexpr, SPLIT_K: tl.constexpr):
+    HW = H * W
+    p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    p_ok = p < N * HW
+    n = (p // HW).to(tl.int64)
+    hw = p % HW
+    ho = hw // W
+    wo = hw % W
+    co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    co_ok = co < C_out
+    c_group = C_in // GROUPS
+    om_pix = n * (3 * GROUPS * 9) * HW + hw
+    x_img = n * C_in * HW
+    ci_r = tl.arange(0, BLOCK_CI)
+    data_ty = x_ptr.dtype.element_ty
+    acc = tl.zeros([BLOCK_P, BLOCK_CO], dtype=tl.float32)
+    for gk in range(tl.program_id(2), GROUPS * 9, SPLIT_K):
+        g = gk // 9
+        k = gk % 9
+        # Sampling position, corner weights and mask of each pixel: FP32 whatever the data dtype.
+        dy = tl.load(om_ptr + om_pix + (2 * gk) * HW, mask=p_ok, other=0.0).to(tl.float32)
+        dx = tl.load(om_ptr + om_pix + (2 * gk + 1) * HW, mask=p_ok, other=0.0).to(tl.float32)
+        mk = tl.sigmoid(tl.load(om_ptr + om_pix + (2 * GROUPS * 9 + gk) * HW, mask=p_ok, other=0.0)
+                        .to(tl.float32))
+        py = (ho + k // 3 - 1).to(tl.float32) + dy
+        px = (wo + k % 3 - 1).to(tl.float32) + dx
+        inside = p_ok & (py > -1.0) & (px > -1.0) & (py < H) & (px < W)
+        y0f = tl.floor(py)
+        x0f = tl.floor(px)
+        ly = py - y0f
+        lx = px - x0f
+        y0 = y0f.to(tl.int32)
+        x0 = x0f.to(tl.int32)
+        ok_y0 = inside & (y0 >= 0)
+        ok_y1 = inside & (y0 + 1 <= H - 1)
+        ok_x0 = x0 >= 0
+        ok_x1 = x0 + 1 <= W - 1
+        w00 = tl.where(ok_y0 & ok_x0, (1.0 - ly) * (1.0 - lx) * mk, 0.0)[:, None]
+        w01 = tl.where(ok_y0 & ok_x1, (1.0 - ly) * lx * mk, 0.0)[:, None]
+        w10 = tl.where(ok_y1 & ok_x0, ly * (1.0 - lx) * mk, 0.0)[:, None]
+        w11 = tl.where(ok_y1 & ok_x1, ly * lx * mk, 0.0)[:, None]
+        m00 = (ok_y0 & ok_x0)[:, None]
+        m01 = (ok_y0 & ok_x1)[:, None]
+        m10 = (ok_y1 & ok_x0)[:, None]
+        m11 = (ok_y1 & ok_x1)[:, None]
+        pix00 = (x_img + y0 * W + x0)[:, None]
+        for c0 in range(0, c_group, BLOCK_CI):
+            ci_ok = (c0 + ci_r) < c_group
+            ci = g * c_group + c0 + ci_r
+            plane = ci.to(tl.int64)[None, :] * HW
+            ptr = x_ptr + pix00 + plane
+            cm = ci_ok[None, :]
+            a = tl.load(ptr, mask=m00 & cm, other=0.0).to(tl.float32) * w00
+            a += tl.load(ptr + 1, mask=m01 & cm, other=0.0).to(tl.float32) * w01
+            a += tl.load(ptr + W, mask=m10 & cm, other=0.0).to(tl.float32) * w10
+            a += tl.load(ptr + W + 1, mask=m11 & cm, other=0.0).to(tl.float32) * w11
+            b = tl.load(w_ptr + (k * C_in + ci).to(tl.int64)[:, None] * C_out + co[None, :],
+                        mask=ci_ok[:, None] & co_ok[None, :], other=0.0)
+            acc = tl.dot(a.to(data_ty), b, acc, input_precision="ieee")
+    bias = tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)
+    acc += tl.where(tl.program_id(2) == 0, bias, 0.0)[None, :]
+    plane = tl.program_id(2).to(tl.int64) * N * C_out * HW
+    offs = plane + (n * C_out)[:, None] * HW + co.to(tl.int64)[None, :] * HW + hw[:, None]
+    tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=p_ok[:, None] & co_ok[None, :])
+
+
+def config(n_pixels: int, c_in: int, c_out: int, groups: int = GROUPS) -> dict:
+    """Tile shape for M = n_pixels (16 is the smallest tensor-core M tile)."""
+    block_p = min(64, max(16, next_pow2(n_pixels)))
+    block_co = 64 if block_p >= 64 else 32
+    block_ci = min(64, max(16, next_pow2(c_in // groups)))
+    return dict(GROUPS=groups, BLOCK_P=block_p, BLOCK_CO=block_co, BLOCK_CI=block_ci,
+                num_warps=4)
+
+
+def grid(N, C_in, H, W, C_out, BLOCK_P, BLOCK_CO, SPLIT_K=1):
+    return (cdiv(N * H * W, BLOCK_P), cdiv(C_out, BLOCK_CO), SPLIT_K)
+
+
+def aot_kernel(dtype: str, c_in: int, c_out: int, n_pixels: int = 16, groups: int = GROUPS) -> AotKernel:
+    """The plugin kernel (SPLIT_K = 1). `n_pixels` (N*H*W at the profile's typical batch) picks BLOCK_P."""
+    cfg = config(n_pixels, c_in, c_out, groups)
+    num_warps = cfg.pop("num_warps")
+    cfg["SPLIT_K"] = 1
+    return AotKernel(
+        kernel=deform_conv_kernel,
+        inputs=("x_ptr", "om_ptr", "w_ptr", "b_ptr"),
+        scalars=("N", "C_in", "H", "W", "C_out"),
+        outputs=("out_ptr",),
+        dtypes={"x_ptr": dtype, "om_ptr": dtype, "w_ptr": dtype, "b_ptr": "fp32", "out_ptr": dtype},
+        constexprs=cfg,
+        grid=lambda N, C_in, H, W, C_out: grid(N, C_in, H, W, C_out, cfg["BLOCK_P"], cfg["BLOCK_CO"]),
+        num_warps=num_warps,
+        notes="DCNv2 3x3 s1 p1 from the raw offset/mask conv output; weight as (9, Cin, Cout).",
+    )
+
+
+def kcc_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(Cout, Cin, 3, 3) -> (9, Cin, Cout), the layout the kernel reads."""
+    cout, cin, kh, kw = weight.shape
+    if (kh, kw) != (3, 3):
+        raise ValueError(f"deform conv kernel is 3x3, got {kh}x{kw}")
+    return weight.permute(2, 3, 1, 0).reshape(TAPS, cin, cout).contiguous()
+
+
+def pick_split_k(n_pixels: int, c_out: int, cfg: dict, sms: int) -> int:
+    """Split the 9*G taps when the output tiles alone cannot occupy the GPU."""
+    tiles = cdiv(n_pixels, cfg["BLOCK_P"]) * cdiv(c_out, cfg["BLOCK_CO"])
+    taps = 9 * cfg["GROUPS"]
+    if tiles >= sms:
+        return 1
+    want = cdiv(2 * sms, tiles)
+    return max(d for d in range(1, taps + 1) if taps % d == 0 and d <= want)
+
+
+def deform_conv(x: torch.Tensor, om: torch.Tensor, w_kcc: torch.Tensor, bias: torch.Tensor,
+                groups: int = GROUPS, split_k: int | None = None) -> torch.Tensor:
+    """DCNv2 3x3 from the raw offset/mask conv output; `w_kcc` from `kcc_weight`. Returns x's dtype."""
+    n, c_in, h, w = x.shape
+    taps, c_in_w, c_out = w_kcc.shape
+    if (taps, c_in_w) != (TAPS, c_in) or om.shape != (n, 3 * groups * TAPS, h, w):
+        raise ValueError(f"deform_conv: x {tuple(x.shape)}, om {tuple(om.shape)}, w {tuple(w_kcc.shape)} "
+                         f"do not fit {groups} groups of 3x3 taps")
+    if c_in % groups:
+        raise ValueError(f"deform_conv: {c_in} input channels do not split into {groups} groups")
+    if om.dtype != x.dtype or w_kcc.dtype != x.dtype:
+        raise ValueError(f"deform_conv: x, om and w must share a dtype, got {x.dtype}, {om.dtype}, {w_kcc.dtype}")
+    check_launchable(x, om, w_kcc)
+    bias = bias.reshape(c_out).float().contiguous()
+    cfg = config(n * h * w, c_in, c_out, groups)
+    if split_k is None:
+        split_k = pick_split_k(n * h * w, c_out, cfg, num_sms(x.device))
+    if (9 * groups) % split_k:
+        raise ValueError(f"deform_conv: split_k {split_k} must divide {9 * groups} taps")
+    g = grid(n, c_in, h, w, c_out, cfg["BLOCK_P"], cfg["BLOCK_CO"], split_k)
+    if split_k == 1:
+        out = torch.empty(n, c_out, h, w, device=x.device, dtype=x.dtype)
+        deform_conv_kernel[g](x, om, w_kcc, bias, n, c_in, h, w, c_out, out, SPLIT_K=1, **cfg)
+        return out
+    partial = torch.empty(split_k, n, c_out, h, w, device=x.device, dtype=torch.float32)
+    deform_conv_kernel[g](x, om, w_kcc, bias, n, c_in, h, w, c_out, partial, SPLIT_K=split_k, **cfg)
+    return partial.sum(0).to(x.dtype)

@@ -1,0 +1,1 @@
+"""Helpers shared by tests (importable because pytest.ini puts tests/ on sys.path)."""
