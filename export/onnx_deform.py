@@ -10,9 +10,11 @@ ONNX symbolic emits one `DeformConv` node:
 
     DeformConv(X, W, offset, B, mask)  group=1, offset_group=2, 3x3, pad 1
 
-The offset/mask conv, the chunk into (o1, o2, m), the concat and the sigmoid
-stay ordinary ONNX nodes in the DCN's scope, exactly as the eager forward
-computes them, so the exported graph is the eager computation op for op.
+The offset/mask conv and the sigmoid stay ordinary ONNX nodes in the DCN's
+scope; the chunk into (o1, o2, m) and concat(o1, o2) become two constant
+Slices of the 54-channel conv output (the first 36 channels are exactly
+concat(o1, o2)), which a graph pass can fold into a plugin that reads the
+raw conv output.
 
 Only the TorchScript exporter (`dynamo=False`) is served: with torch 2.13
 the dynamo exporter built its graph at opset 18 and rejected a DeformConv
@@ -72,11 +74,15 @@ register_custom_op_symbolic(OP_NAME, _deform_conv2d_symbolic, MIN_OPSET)
 
 
 def _dcn_forward_for_export(self: DCN, x: torch.Tensor) -> torch.Tensor:
-    # Same math as DCN.forward; only the deformable conv itself becomes one op.
-    offset, mask = ops.split_offset_mask(self.conv_offset_mask(x))
-    k = self.weight.shape[2] * self.weight.shape[3]
-    return torch.ops.hida_onnx.deform_conv2d(x, self.weight, offset, self.bias, mask,
-                                             1, self.weight.shape[2] // 2, 1, offset.shape[1] // (2 * k))
+    # Same math as DCN.forward (ops.split_offset_mask): cat(o1, o2) of the three equal chunks is
+    # the first two thirds, so two Slices with constant bounds replace chunk + concat, whose
+    # traced form computes the split points from the tensor's shape at run time.
+    om = self.conv_offset_mask(x)
+    kh, kw = self.conv_offset_mask.kernel_size
+    n_offset = 2 * self.conv_offset_mask.out_channels // 3
+    offset, mask = om[:, :n_offset], torch.sigmoid(om[:, n_offset:])
+    return torch.ops.hida_onnx.deform_conv2d(x, self.weight, offset, self.bias, mask, 1, kh // 2, 1,
+                                             n_offset // (2 * kh * kw))
 
 
 @contextlib.contextmanager

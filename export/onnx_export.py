@@ -21,14 +21,15 @@ shape inference before it is returned):
 - node names follow module scopes (`/up3/fc3/Conv`, `/down4/model/model.2/
   InstanceNormalization`), so a graph pass finds a layer's ops by prefix.
 - initializers are exactly the weights inference reads, under their
-  state-dict names (`up3.fc3.weight`); constant folding on, its only
-  products are each MetaACON's p1 - p2 (same element count as the p1 it
-  replaces), named `<reading node>/folded_<input index>`. So the initializer
-  element count equals the eager inference model's parameter count.
+  state-dict names (`up3.fc3.weight`, `up3.p1`); constant folding is on, and
+  its only new tensors are each MetaACON's p1 - p2 (same element count as
+  the p1 it replaces), named `<reading node>/folded_<input index>`
+  (`/up3/metaAcon/Mul/folded_0`). So the initializer element count equals
+  the eager inference model's parameter count.
   Fixed tensors the ops need (shape vectors, Resize scales,
   InstanceNormalization's identity scale/bias) are Constant nodes.
 - `metadata_props`: hida_rt.height, hida_rt.width, hida_rt.weights_sha256
-  (when exported from a file), hida_rt.version.
+  (when exported from a file), hida_rt.version, hida_rt.export_format.
 
 Export goes through the TorchScript exporter (`dynamo=False`): the dynamo
 exporter failed on DeformConv at opset 19 with torch 2.13 (runtime.md).
@@ -38,11 +39,13 @@ from __future__ import annotations
 import io
 import os
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -64,6 +67,8 @@ BATCH_DIM = "batch"
 # Traced at batch 2: a batch of 1 invites the tracer to treat size-1 dims as broadcastable constants.
 TRACE_BATCH = 2
 META_PREFIX = "hida_rt."
+# Bump when a change here alters the exported graph: caches (onnx_cache) built by older code are rebuilt.
+EXPORT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -138,11 +143,11 @@ def _torch_export(model: HIDAGenerator, height: int, width: int, opset: int) -> 
     return onnx.load_from_string(buf.getvalue())
 
 
-def _tidy(model: onnx.ModelProto, parameter_names: set[str]) -> onnx.ModelProto:
+def _tidy(model: onnx.ModelProto, parameters: dict[str, np.ndarray]) -> onnx.ModelProto:
     onnx_graph.drop_initializer_inputs(model)
     onnx_graph.remove_noop_casts(model)
     onnx_graph.remove_dead_code(model)
-    onnx_graph.name_folded_initializers(model, parameter_names)
+    onnx_graph.name_folded_initializers(model, parameters)
     # Store the inferred shapes: graph passes (onnx-graphsurgeon) read them.
     onnx_graph.infer_value_info(model, strict=True)
     return model
@@ -159,16 +164,21 @@ def onnx_model_from_generator(model: HIDAGenerator, height: int = 256, width: in
     """Export a loaded (eval-mode, FP32, CPU) generator to a checked, tidy ONNX ModelProto."""
     check_size(height, width)
     check_opset(opset)
+    first = next(model.parameters())
+    if first.device.type != "cpu" or first.dtype != torch.float32:
+        raise ValueError(f"export a float32 CPU generator (got {first.dtype} on {first.device}); "
+                         f"use model.float().cpu()")
     steps = _steps or _Steps(3, progress)
     model = model.eval()
     steps(f"tracing and converting to ONNX (opset {opset}, {height}x{width})")
     proto = _torch_export(model, height, width, opset)
     steps("tidying the graph (dead weights, no-op casts, names)")
-    proto = _tidy(proto, set(model.state_dict()))
+    proto = _tidy(proto, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     proto.graph.name = "hida_generator"
     proto.doc_string = ("HIDA generator: photo, depth, style -> sketch; exported by hida_rt "
                         "(export/onnx_export.py)")
-    meta = {"height": str(height), "width": str(width), "version": HIDA_RT_VERSION}
+    meta = {"height": str(height), "width": str(width), "version": HIDA_RT_VERSION,
+            "export_format": str(EXPORT_FORMAT_VERSION)}
     if weights_sha256:
         meta["weights_sha256"] = weights_sha256
     onnx.helper.set_model_props(proto, {META_PREFIX + k: v for k, v in meta.items()})
@@ -183,8 +193,9 @@ def build_onnx_model(weights: str | Path, height: int = 256, width: int = 256, o
     check_size(height, width)
     check_opset(opset)
     steps = _Steps(4, progress)
-    steps(f"loading {weights}")
     generator = load_generator(weights, "cpu")
+    # Reported after the fact, so a bad checkpoint prints only its one error line.
+    steps(f"loaded {weights} ({sum(p.numel() for p in generator.parameters()) / 1e6:.2f} M parameters used)")
     return onnx_model_from_generator(generator, height, width, opset, weights_sha256=file_sha256(weights),
                                      _steps=steps)
 
@@ -208,8 +219,7 @@ def summarize(model: onnx.ModelProto, path: Path | None, seconds: float) -> Expo
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
     """Write atomically (no half-written file on failure), one self-contained file (< 2 GB)."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; pass -o with a file name such as {path / 'hida.onnx'}")
+    _check_target(path)
     try:
         with atomic_path(path) as tmp:
             onnx.save_model(model, str(tmp))
@@ -233,12 +243,23 @@ def export_onnx(weights: str | Path, path: str | Path, height: int = 256, width:
     return summarize(model, path, time.perf_counter() - t0)
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before the export (tens of seconds), not after it, if `path` cannot be written."""
+def _check_target(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{path}: is a directory; pass -o with a file name such as {path / 'hida.onnx'}")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write there ({parent} is not a writable directory); choose another -o")
+    if path.exists() and not path.is_file():
+        # The atomic rename would replace the device or pipe itself (e.g. /dev/null) with a file.
+        raise InputError(f"{path}: exists and is not a regular file (a device or pipe); pass -o with a file name")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before the export (tens of seconds), not after it, if `path` cannot be written."""
+    _check_target(path)
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"{path}: cannot write there ({existing} is a file, not a directory); choose another -o")
+    try:  # probe the nearest existing folder: creating missing ones waits for success
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another -o") from None

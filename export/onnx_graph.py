@@ -13,9 +13,10 @@ trips over; each pass here removes one and changes no computed value:
 - `remove_dead_code`: nodes whose outputs nobody reads, and initializers no
   node reads.
 - `name_folded_initializers`: constant folding names its results
-  `onnx::Mul_1021`; they get the name of the node that reads them instead
-  (`/down3/model/model.0/Mul/folded_0`: MetaACON's p1 - p2), so a pass can
-  tell which layer owns each.
+  `onnx::Mul_1021`; a folded copy of a parameter (`p1.float()`) gets the
+  parameter's name back (`up3.p1`), anything else the name of the node that
+  reads it (`/down3/model/model.0/Mul/folded_0`: MetaACON's p1 - p2), so a
+  pass can tell which layer owns each.
 
 Each pass edits the ModelProto in place and returns how much it changed.
 """
@@ -125,20 +126,34 @@ def remove_dead_code(model: onnx.ModelProto) -> tuple[int, int]:
     return nodes_removed, len(dead_inits)
 
 
-def name_folded_initializers(model: onnx.ModelProto, parameter_names: set[str]) -> int:
-    """Rename initializers that are not model parameters after the first node that reads them."""
+def name_folded_initializers(model: onnx.ModelProto, parameters: dict[str, np.ndarray]) -> int:
+    """Give constant folding's products meaningful names.
+
+    A product equal to exactly one parameter missing from the graph (a folded no-op Cast of
+    it, e.g. `p1.float()`) takes that parameter's name; any other (MetaACON's p1 - p2) is
+    named after the first node that reads it.
+    """
     g = model.graph
     readers: dict[str, tuple[str, int]] = {}
     for node in g.node:
         for i, name in enumerate(node.input):
             readers.setdefault(name, (node.name, i))
+    present = {i.name for i in g.initializer}
     renamed = 0
     for init in g.initializer:
-        if init.name in parameter_names or init.name not in readers:
+        if init.name in parameters or init.name not in readers:
             continue
-        node_name, index = readers[init.name]
-        new = f"{node_name}/folded_{index}"
+        value = numpy_helper.to_array(init)
+        same = [k for k, v in parameters.items() if k not in present and v.shape == value.shape
+                and v.dtype == value.dtype and np.array_equal(v, value)]
+        if len(same) == 1:
+            new = same[0]
+        else:
+            node_name, index = readers[init.name]
+            new = f"{node_name}/folded_{index}"
         _rename_uses(g, init.name, new)
+        present.discard(init.name)
+        present.add(new)
         init.name = new
         renamed += 1
     return renamed

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import HidaError
+from .errors import HidaError, InputError
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
@@ -31,6 +31,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A reader never sees a half-written file, and a failure leaves nothing behind.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        # A rename would replace a device, pipe or folder (even /dev/null) with a plain file.
+        raise InputError(f"{path}: exists and is not a regular file; choose another output")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError(f"{path}: {path.parent} is not a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)

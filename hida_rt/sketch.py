@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = plan_jobs(args)
     check_readable(jobs)
     t0 = time.perf_counter()
-    backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine)
+    backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
+                             progress=not args.quiet)
     bar = tqdm(total=len(jobs), unit="photo", disable=args.quiet or len(jobs) == 1, desc=f"sketch ({backend.name})")
     for start in range(0, len(jobs), args.batch_size):
         batch = jobs[start:start + args.batch_size]

@@ -8,6 +8,8 @@ under a temporary name and renamed at the end, so a failed run leaves no file.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -96,13 +98,6 @@ def output_path(args: argparse.Namespace, reader) -> Path:
     return out
 
 
-def limited(frames, max_frames: int | None):
-    for i, frame in enumerate(frames):
-        if max_frames is not None and i >= max_frames:
-            return
-        yield frame
-
-
 def summary(out: Path, result: Result, width: int, height: int, whole_frame: bool) -> str:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in result.stage_ms.items())
     what = "sketched whole" if whole_frame else "with a face"
@@ -110,33 +105,44 @@ def summary(out: Path, result: Result, width: int, height: int, whole_frame: boo
             f"{result.fps:.2f} fps end to end\n  busy ms per frame: {stages}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int]]:
+    """Run the whole conversion for parsed arguments: (output path, run figures, output width × height).
+
+    Cheap checks come first (arguments, input, output folder), so a mistake
+    is reported before MediaPipe and the model are loaded.
+    """
     check_args(args)
     style = styles.parse_style(args.style)
-    reader = open_source(args.input)  # a bad input fails here, before anything is loaded or written
+    reader = open_source(args.input)  # decodes the first frame: a bad input fails here
     mode = None
     try:
         out = output_path(args, reader)
-        if args.whole_frame:
-            mode = WholeFrameMode(reader.height, reader.width, args.net_height)
-        else:
-            from .face import Smoothing
-
-            mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face)
-        backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine)
-
-        def run_backend(photo, depth):
-            return backend.run(photo, depth, style.expand(len(photo), 3).contiguous())
-
-        total = reader.frame_count if args.max_frames is None else min(reader.frame_count or args.max_frames, args.max_frames)
-        bar = tqdm(total=total, unit="frame", desc=f"sketch ({backend.name})", disable=args.quiet,
-                   dynamic_ncols=True, file=sys.stderr)
-        with atomic_path(out) as tmp:
-            writer = H264Writer(tmp, reader.width, reader.height, reader.fps, crf=args.crf, preset=args.preset,
-                                audio_from=reader.path if isinstance(reader, FileReader) and reader.has_audio else None)
+        with contextlib.ExitStack() as stack:
             try:
-                result = Pipeline(limited(reader.frames(), args.max_frames), mode, run_backend, writer.write,
+                tmp = stack.enter_context(atomic_path(out))
+            except OSError as e:  # no such folder, no permission, read-only disk
+                raise InputError(f"{out}: cannot create the output file ({e.strerror or e})") from None
+            if args.whole_frame:
+                mode = WholeFrameMode(reader.height, reader.width, args.net_height)
+            else:
+                from .face import Smoothing
+
+                mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face)
+            backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx,
+                                     engine=args.engine)
+
+            def run_backend(photo, depth):
+                return backend.run(photo, depth, style.expand(len(photo), 3).contiguous())
+
+            writer = H264Writer(tmp, reader.width, reader.height, reader.fps, crf=args.crf, preset=args.preset,
+                                audio_from=reader.path if isinstance(reader, FileReader) and reader.has_audio else None,
+                                name=str(out))
+            total = reader.frame_count if args.max_frames is None else min(reader.frame_count or args.max_frames,
+                                                                         args.max_frames)
+            bar = tqdm(total=total, unit="frame", desc=f"sketch ({backend.name})", disable=args.quiet,
+                       dynamic_ncols=True, file=sys.stderr)
+            try:
+                result = Pipeline(itertools.islice(reader.frames(), args.max_frames), mode, run_backend, writer.write,
                                   batch_size=args.batch_size, on_frame=lambda work: bar.update(),
                                   graceful_stop=None if isinstance(reader, FileReader) else reader.stop).run()
             except BaseException:
@@ -151,8 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         reader.close()
         if mode is not None:
             mode.close()
+    return out, result, (writer.width, writer.height)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out, result, (width, height) = sketch_video(args)
     if not args.quiet:
-        print(summary(out, result, writer.width, writer.height, args.whole_frame))
+        print(summary(out, result, width, height, args.whole_frame))
     return 0
 
 

@@ -5,6 +5,7 @@ FFmpeg with libx264). Webcams also need OpenCV, from the `face` extra.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import InputError, MissingDependency
+from .errors import HidaError, InputError, MissingDependency
 
 VIDEO_INSTALL = "pip install av==18.1.0"
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
@@ -36,7 +37,9 @@ def require_av() -> ModuleType:
 
 
 def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:160]
+    """FFmpeg's reason without PyAV's errno and file-name decoration."""
+    text = getattr(e, "strerror", None) or str(e)
+    return (text.splitlines() or [type(e).__name__])[0][:160]
 
 
 @dataclass
@@ -49,7 +52,12 @@ class Frame:
 
 
 class FileReader:
-    """Decode a video file's first video stream with PyAV."""
+    """Decode a video file's first video stream with PyAV, frames turned upright.
+
+    The first frame is decoded on opening, so a file that cannot be decoded
+    fails before a model is loaded or an output file is begun, and so the
+    frame size is known after rotation.
+    """
 
     def __init__(self, path: str | Path):
         av = self._av = require_av()
@@ -60,36 +68,47 @@ class FileReader:
             self._container = av.open(str(self.path))
         except av.FFmpegError as e:
             raise InputError(f"{self.path}: cannot read as a video ({_first_line(e)})") from None
-        if not self._container.streams.video:
+        try:
+            if not self._container.streams.video:
+                raise InputError(f"{self.path}: has no video stream")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"  # frame+slice threads: decoding keeps up with 1080p
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self.fps = Fraction(rate) if rate else Fraction(25)
+            self.frame_count = self._stream.frames or None
+            self.has_audio = bool(self._container.streams.audio)
+            self.name = str(self.path)
+            self._decoded = 0
+            self._frames = self._decode()
+            self._first = next(self._frames, None)
+            if self._first is None:
+                raise InputError(f"{self.path}: no frame could be decoded")
+        except BaseException:
             self._container.close()
-            raise InputError(f"{self.path}: has no video stream")
-        self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"  # frame+slice threads: decoding keeps up with 1080p
-        ctx = self._stream.codec_context
-        self.width, self.height = ctx.width, ctx.height
-        if not self.width or not self.height:
-            self._container.close()
-            raise InputError(f"{self.path}: video stream has no frame size (corrupt header?)")
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps = Fraction(rate) if rate else Fraction(25)
-        self.frame_count = self._stream.frames or None
-        self.has_audio = bool(self._container.streams.audio)
-        self.name = str(self.path)
+            raise
+        self.height, self.width = self._first.image.shape[:2]
 
-    def frames(self) -> Iterator[Frame]:
-        av = self._av
-        decoded = 0
+    def _decode(self) -> Iterator[Frame]:
         try:
             for frame in self._container.decode(self._stream):
-                t = float(frame.time) if frame.time is not None else decoded / float(self.fps)
-                yield Frame(decoded, frame.to_ndarray(format="rgb24"), t)
-                decoded += 1
-        except av.FFmpegError as e:
-            raise InputError(f"{self.path}: corrupt or truncated video after frame {decoded} ({_first_line(e)})") from None
-        if self.frame_count and decoded + TRUNCATION_SLACK < self.frame_count:
-            raise InputError(f"{self.path}: truncated video: {decoded} of {self.frame_count} frames decoded")
-        if decoded == 0:
-            raise InputError(f"{self.path}: no frame could be decoded")
+                t = float(frame.time) if frame.time is not None else self._decoded / float(self.fps)
+                image = frame.to_ndarray(format="rgb24")
+                # Phones store portrait video as landscape plus a display
+                # rotation; faces are only found upright.
+                quarter_turns = round((frame.rotation or 0) / 90) % 4
+                if quarter_turns:
+                    image = np.ascontiguousarray(np.rot90(image, quarter_turns))
+                yield Frame(self._decoded, image, t)
+                self._decoded += 1
+        except self._av.FFmpegError as e:
+            raise InputError(f"{self.path}: corrupt or truncated video after frame {self._decoded} "
+                             f"({_first_line(e)})") from None
+
+    def frames(self) -> Iterator[Frame]:
+        yield self._first
+        yield from self._frames
+        if self.frame_count and self._decoded + TRUNCATION_SLACK < self.frame_count:
+            raise InputError(f"{self.path}: truncated video: {self._decoded} of {self.frame_count} frames decoded")
 
     def stop(self) -> None:
         """Files end by themselves; nothing to do (webcams need this)."""
@@ -105,8 +124,15 @@ class CaptureReader:
         from .face._deps import require_cv2
 
         cv2 = self._cv2 = require_cv2()
-        self._capture = cv2.VideoCapture(source)
         self.name = f"webcam {source}" if isinstance(source, int) else str(source)
+        # OpenCV warns on stderr about every backend it tries and fails with;
+        # the one-line error below says it all.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self._capture = cv2.VideoCapture(source)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self._capture.isOpened():
             raise InputError(f"cannot open {self.name}")
         ok, first = self._capture.read()
@@ -179,18 +205,18 @@ class _AudioPassThrough:
 
     def _next_packet(self):
         for packet in self._packets:
-            if packet.dts is not None or packet.size:
+            if packet.size:  # demux ends with an empty flush packet
                 return packet
         return None
 
-    def write_until(self, t: float | None) -> None:
-        """Mux the audio up to time t in seconds (all of it when t is None)."""
+    def write_until(self, t: float) -> None:
+        """Mux the audio up to time t in seconds."""
         while True:
-            packet = self._pending or self._next_packet()
+            packet = self._pending if self._pending is not None else self._next_packet()
             self._pending = None
             if packet is None:
                 return
-            if t is not None and packet.pts is not None and float(packet.pts * packet.time_base) > t:
+            if packet.pts is not None and float(packet.pts * packet.time_base) > t:
                 self._pending = packet
                 return
             if self._copy:
@@ -201,9 +227,10 @@ class _AudioPassThrough:
                     frame.pts = None  # the encoder's own clock; it resamples and re-chunks for AAC
                     self._output.mux(self._out_stream.encode(frame))
 
-    def finish(self) -> None:
+    def finish(self, end: float) -> None:
+        """Mux the audio up to `end` (the end of the last video frame) and close; the rest is dropped."""
         try:
-            self.write_until(None)
+            self.write_until(end)
             if not self._copy:
                 self._output.mux(self._out_stream.encode(None))
         finally:
@@ -214,28 +241,47 @@ class H264Writer:
     """Encode RGB frames to H.264 (yuv420p, libx264) in an .mp4/.mov/.mkv, audio passed through.
 
     H.264 in yuv420p needs even sizes: an odd last row or column is dropped.
+    `name` is what errors call the file (the final name, when `path` is a
+    temporary one).
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction, *,
-                 audio_from: Path | None = None, crf: int = 18, preset: str = "veryfast"):
+                 audio_from: Path | None = None, crf: int = 18, preset: str = "veryfast", name: str | None = None):
         av = self._av = require_av()
+        self.name = name or str(path)
         self.width, self.height = width - width % 2, height - height % 2
         if self.width < 2 or self.height < 2:
             raise InputError(f"frames of {width}×{height} are too small to encode")
-        self._container = av.open(str(path), "w")
+        with self._reporting():
+            # FFmpeg opens the file only with the first encoded packet, which
+            # x264's look-ahead delays; fail now, not after the whole video.
+            with open(path, "ab"):
+                pass
+            self._container = av.open(str(path), "w")
         try:
-            self._stream = self._container.add_stream("libx264", rate=fps)
-            self._stream.width, self._stream.height = self.width, self.height
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.time_base = TIME_BASE
-            self._stream.codec_context.time_base = TIME_BASE
-            self._stream.options = {"crf": str(crf), "preset": preset}
-            self._audio = _AudioPassThrough(av, audio_from, self._container) if audio_from else None
-        except Exception:
-            self._container.close()
+            with self._reporting():
+                self._stream = self._container.add_stream("libx264", rate=fps)
+                self._stream.width, self._stream.height = self.width, self.height
+                self._stream.pix_fmt = "yuv420p"
+                self._stream.time_base = TIME_BASE
+                self._stream.codec_context.time_base = TIME_BASE
+                self._stream.options = {"crf": str(crf), "preset": preset}
+                self._audio = _AudioPassThrough(av, audio_from, self._container) if audio_from else None
+        except BaseException:
+            self.abort()
             raise
         self._last_pts = -1
+        self._frame_seconds = 1 / float(fps)
+        self._end = 0.0  # where the video written so far ends, in seconds: the audio stops there too
         self.frames_written = 0
+
+    @contextlib.contextmanager
+    def _reporting(self):
+        """FFmpeg and OS failures (disk full, audio that cannot be carried) as one line."""
+        try:
+            yield
+        except (self._av.FFmpegError, OSError) as e:
+            raise HidaError(f"{self.name}: writing the video failed ({_first_line(e)})") from None
 
     def write(self, image: np.ndarray, t: float) -> None:
         frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: self.height, : self.width]), format="rgb24")
@@ -243,19 +289,22 @@ class H264Writer:
         pts = max(int(round(t / TIME_BASE)), self._last_pts + 1)
         frame.pts, frame.time_base = pts, TIME_BASE
         self._last_pts = pts
-        if self._audio is not None:
-            self._audio.write_until(t)
-        self._container.mux(self._stream.encode(frame))
+        self._end = t + self._frame_seconds
+        with self._reporting():
+            if self._audio is not None:
+                self._audio.write_until(t)
+            self._container.mux(self._stream.encode(frame))
         self.frames_written += 1
 
     def close(self) -> None:
         """Flush the encoder and audio and finalise the file."""
-        try:
-            self._container.mux(self._stream.encode(None))
-            if self._audio is not None:
-                self._audio.finish()
-        finally:
-            self._container.close()
+        with self._reporting():
+            try:
+                self._container.mux(self._stream.encode(None))
+                if self._audio is not None:
+                    self._audio.finish(self._end)
+            finally:
+                self._container.close()
 
     def abort(self) -> None:
         try:

@@ -158,9 +158,10 @@ class Pipeline:
             self._put(self._prepared, work)
 
     def _infer(self) -> None:
-        done = False
-        while not done:
-            first = self._get(self._prepared)
+        held = None  # a frame taken from the queue that did not fit in the last batch
+        while True:
+            first = held if held is not None else self._get(self._prepared)
+            held = None
             if first is _END:
                 return
             batch, inputs = [first], len(first.photos)
@@ -169,8 +170,8 @@ class Pipeline:
                     nxt = self._prepared.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is _END:
-                    done = True
+                if nxt is _END or inputs + len(nxt.photos) > self._batch_size:
+                    held = nxt  # a frame's inputs stay in one call where they fit
                     break
                 batch.append(nxt)
                 inputs += len(nxt.photos)

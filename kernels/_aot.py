@@ -14,7 +14,6 @@ to every kernel, and a plugin kernel must not use them.
 """
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -75,9 +74,15 @@ class AotKernel:
         import triton
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
+        from triton.runtime.jit import JITFunction
 
+        if not isinstance(self.kernel, JITFunction):
+            # Under TRITON_INTERPRET=1 every @triton.jit function, Triton's own sigmoid
+            # and reductions included, is interpreted and cannot be compiled.
+            raise RuntimeError(f"{self.name} is not compile-able in a process with TRITON_INTERPRET=1; "
+                               f"compile in a separate process: python -m hida_rt.kernels._plugin_specs")
         self.check_parameter_order()
-        src = ASTSource(as_jit_function(self.kernel), self.signature(), dict(self.constexprs))
+        src = ASTSource(self.kernel, self.signature(), dict(self.constexprs))
         return triton.compile(src, target=GPUTarget("cuda", arch, warp_size),
                               options={"num_warps": self.num_warps})
 
@@ -90,38 +95,3 @@ def scratch_sizes(compiled) -> dict[str, int]:
     """Global and profile scratch bytes a compiled kernel asks for (0 where this Triton lacks the field)."""
     md = compiled.metadata
     return {name: int(getattr(md, name, 0) or 0) for name in ("global_scratch_size", "profile_scratch_size")}
-
-
-def as_jit_function(kernel):
-    """The compile-able JITFunction behind `kernel`, also when TRITON_INTERPRET=1 made it interpreted.
-
-    Under the interpreter every `@triton.jit` function (helpers too) is an
-    InterpretedFunction, which `triton.compile` cannot take. This rebuilds a
-    JITFunction from the same source, with the helpers it calls rebuilt the
-    same way, so a CPU test session can both run kernels in the interpreter
-    and compile them to PTX.
-    """
-    from triton.runtime.jit import JITFunction
-
-    if isinstance(kernel, JITFunction):
-        return kernel
-    from triton.runtime.interpreter import InterpretedFunction
-
-    memo: dict[object, JITFunction] = {}
-
-    def rebuild(interp) -> JITFunction:
-        fn = interp.fn
-        if fn in memo:
-            return memo[fn]
-        scope = dict(fn.__globals__)
-        clone = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
-        clone.__qualname__, clone.__module__, clone.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
-        memo[fn] = jit = JITFunction(clone, **{k: v for k, v in interp.kwargs.items() if k in ("noinline", "debug")})
-        for name, value in fn.__globals__.items():
-            if isinstance(value, InterpretedFunction):
-                scope[name] = rebuild(value)
-        return jit
-
-    if not isinstance(kernel, InterpretedFunction):
-        raise TypeError(f"{kernel!r} is not a @triton.jit function")
-    return rebuild(kernel)

@@ -10,10 +10,20 @@ from hida_rt.errors import BackendUnavailable
 
 # Where no GPU is there to ask, size split decisions for an H100 (132 SMs).
 DEFAULT_SMS = 132
+# Elements one program of the elementwise/reduction kernels holds per tile. On a GPU,
+# 2 K fp32 values per operand keep the live tiles in registers at 4 warps; the
+# interpreter pays per operation and per program, not per element, so there
+# a 16 K tile keeps a full 256x256 network to about a minute.
+GPU_TILE = 2048
+INTERPRETER_TILE = 16384
 
 
 def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def tile_elements() -> int:
+    return INTERPRETER_TILE if interpreting() else GPU_TILE
 
 
 def check_launchable(*tensors: torch.Tensor) -> None:

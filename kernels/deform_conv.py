@@ -40,7 +40,7 @@ import triton
 import triton.language as tl
 
 from ._aot import AotKernel, cdiv, next_pow2
-from ._common import check_launchable, num_sms
+from ._common import check_launchable, interpreting, num_sms
 
 TAPS = 9
 GROUPS = 2
@@ -94,20 +94,20 @@ def deform_conv_kernel(x_ptr, om_ptr, w_ptr, b_ptr, N, C_in, H, W, C_out, out_pt
         m01 = (ok_y0 & ok_x1)[:, None]
         m10 = (ok_y1 & ok_x0)[:, None]
         m11 = (ok_y1 & ok_x1)[:, None]
-        pix00 = (x_img + y0 * W + x0)[:, None]
+        ci0 = g * c_group + ci_r
+        x_ptrs = x_ptr + (x_img + y0 * W + x0)[:, None] + ci0.to(tl.int64)[None, :] * HW
+        w_ptrs = w_ptr + (k * C_in + ci0).to(tl.int64)[:, None] * C_out + co[None, :]
         for c0 in range(0, c_group, BLOCK_CI):
-            ci_ok = (c0 + ci_r) < c_group
-            ci = g * c_group + c0 + ci_r
-            plane = ci.to(tl.int64)[None, :] * HW
-            ptr = x_ptr + pix00 + plane
+            ci_ok = ci_r < c_group - c0
             cm = ci_ok[None, :]
-            a = tl.load(ptr, mask=m00 & cm, other=0.0).to(tl.float32) * w00
-            a += tl.load(ptr + 1, mask=m01 & cm, other=0.0).to(tl.float32) * w01
-            a += tl.load(ptr + W, mask=m10 & cm, other=0.0).to(tl.float32) * w10
-            a += tl.load(ptr + W + 1, mask=m11 & cm, other=0.0).to(tl.float32) * w11
-            b = tl.load(w_ptr + (k * C_in + ci).to(tl.int64)[:, None] * C_out + co[None, :],
-                        mask=ci_ok[:, None] & co_ok[None, :], other=0.0)
+            a = tl.load(x_ptrs, mask=m00 & cm, other=0.0).to(tl.float32) * w00
+            a += tl.load(x_ptrs + 1, mask=m01 & cm, other=0.0).to(tl.float32) * w01
+            a += tl.load(x_ptrs + W, mask=m10 & cm, other=0.0).to(tl.float32) * w10
+            a += tl.load(x_ptrs + W + 1, mask=m11 & cm, other=0.0).to(tl.float32) * w11
+            b = tl.load(w_ptrs, mask=ci_ok[:, None] & co_ok[None, :], other=0.0)
             acc = tl.dot(a.to(data_ty), b, acc, input_precision="ieee")
+            x_ptrs += BLOCK_CI * HW
+            w_ptrs += BLOCK_CI * C_out
     bias = tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)
     acc += tl.where(tl.program_id(2) == 0, bias, 0.0)[None, :]
     plane = tl.program_id(2).to(tl.int64) * N * C_out * HW
@@ -115,11 +115,17 @@ def deform_conv_kernel(x_ptr, om_ptr, w_ptr, b_ptr, N, C_in, H, W, C_out, out_pt
     tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=p_ok[:, None] & co_ok[None, :])
 
 
-def config(n_pixels: int, c_in: int, c_out: int, groups: int = GROUPS) -> dict:
-    """Tile shape for M = n_pixels (16 is the smallest tensor-core M tile)."""
+def config(n_pixels: int, c_in: int, c_out: int, groups: int = GROUPS, interpreter: bool = False) -> dict:
+    """Tile shape for M = n_pixels (16 is the smallest tensor-core M tile).
+
+    The interpreter pays per operation, not per element: there, wide channel
+    tiles (up to 256) keep a full-size DOG layer to seconds. At the small test
+    shapes both choices coincide.
+    """
     block_p = min(64, max(16, next_pow2(n_pixels)))
-    block_co = 64 if block_p >= 64 else 32
-    block_ci = min(64, max(16, next_pow2(c_in // groups)))
+    wide = 256 if interpreter else 64
+    block_co = min(wide if interpreter else (64 if block_p >= 64 else 32), max(16, next_pow2(c_out)))
+    block_ci = min(wide, max(16, next_pow2(c_in // groups)))
     return dict(GROUPS=groups, BLOCK_P=block_p, BLOCK_CO=block_co, BLOCK_CI=block_ci,
                 num_warps=4)
 
@@ -128,19 +134,25 @@ def grid(N, C_in, H, W, C_out, BLOCK_P, BLOCK_CO, SPLIT_K=1):
     return (cdiv(N * H * W, BLOCK_P), cdiv(C_out, BLOCK_CO), SPLIT_K)
 
 
-def aot_kernel(dtype: str, c_in: int, c_out: int, n_pixels: int = 16, groups: int = GROUPS) -> AotKernel:
-    """The plugin kernel (SPLIT_K = 1). `n_pixels` (N*H*W at the profile's typical batch) picks BLOCK_P."""
+def aot_kernel(dtype: str, c_in: int, c_out: int, n_pixels: int = 16, groups: int = GROUPS,
+               split_k: int = 1) -> AotKernel:
+    """The plugin kernel (SPLIT_K = 1). `n_pixels` (N*H*W at the profile's typical batch) picks BLOCK_P.
+
+    split_k > 1 describes the torch host's split-K launch (FP32 partial planes as output), for
+    compile checks only: it is not a plugin kernel.
+    """
     cfg = config(n_pixels, c_in, c_out, groups)
     num_warps = cfg.pop("num_warps")
-    cfg["SPLIT_K"] = 1
+    cfg["SPLIT_K"] = split_k
     return AotKernel(
         kernel=deform_conv_kernel,
         inputs=("x_ptr", "om_ptr", "w_ptr", "b_ptr"),
         scalars=("N", "C_in", "H", "W", "C_out"),
         outputs=("out_ptr",),
-        dtypes={"x_ptr": dtype, "om_ptr": dtype, "w_ptr": dtype, "b_ptr": "fp32", "out_ptr": dtype},
+        dtypes={"x_ptr": dtype, "om_ptr": dtype, "w_ptr": dtype, "b_ptr": "fp32",
+                "out_ptr": dtype if split_k == 1 else "fp32"},
         constexprs=cfg,
-        grid=lambda N, C_in, H, W, C_out: grid(N, C_in, H, W, C_out, cfg["BLOCK_P"], cfg["BLOCK_CO"]),
+        grid=lambda N, C_in, H, W, C_out: grid(N, C_in, H, W, C_out, cfg["BLOCK_P"], cfg["BLOCK_CO"], split_k),
         num_warps=num_warps,
         notes="DCNv2 3x3 s1 p1 from the raw offset/mask conv output; weight as (9, Cin, Cout).",
     )
@@ -165,8 +177,13 @@ def pick_split_k(n_pixels: int, c_out: int, cfg: dict, sms: int) -> int:
 
 
 def deform_conv(x: torch.Tensor, om: torch.Tensor, w_kcc: torch.Tensor, bias: torch.Tensor,
-                groups: int = GROUPS, split_k: int | None = None) -> torch.Tensor:
-    """DCNv2 3x3 from the raw offset/mask conv output; `w_kcc` from `kcc_weight`. Returns x's dtype."""
+                groups: int = GROUPS, split_k: int | None = None, out: torch.Tensor | None = None,
+                **tile) -> torch.Tensor:
+    """DCNv2 3x3 from the raw offset/mask conv output; `w_kcc` from `kcc_weight`. Returns x's dtype.
+
+    `tile` may override BLOCK_P / BLOCK_CO / BLOCK_CI (tests use it to reach
+    the channel loop and its masks at small sizes).
+    """
     n, c_in, h, w = x.shape
     taps, c_in_w, c_out = w_kcc.shape
     if (taps, c_in_w) != (TAPS, c_in) or om.shape != (n, 3 * groups * TAPS, h, w):
@@ -178,16 +195,17 @@ def deform_conv(x: torch.Tensor, om: torch.Tensor, w_kcc: torch.Tensor, bias: to
         raise ValueError(f"deform_conv: x, om and w must share a dtype, got {x.dtype}, {om.dtype}, {w_kcc.dtype}")
     check_launchable(x, om, w_kcc)
     bias = bias.reshape(c_out).float().contiguous()
-    cfg = config(n * h * w, c_in, c_out, groups)
+    cfg = dict(config(n * h * w, c_in, c_out, groups, interpreter=interpreting()), **tile)
     if split_k is None:
-        split_k = pick_split_k(n * h * w, c_out, cfg, num_sms(x.device))
+        split_k = 1 if interpreting() else pick_split_k(n * h * w, c_out, cfg, num_sms(x.device))
     if (9 * groups) % split_k:
         raise ValueError(f"deform_conv: split_k {split_k} must divide {9 * groups} taps")
+    if out is None:
+        out = torch.empty(n, c_out, h, w, device=x.device, dtype=x.dtype)
     g = grid(n, c_in, h, w, c_out, cfg["BLOCK_P"], cfg["BLOCK_CO"], split_k)
     if split_k == 1:
-        out = torch.empty(n, c_out, h, w, device=x.device, dtype=x.dtype)
         deform_conv_kernel[g](x, om, w_kcc, bias, n, c_in, h, w, c_out, out, SPLIT_K=1, **cfg)
         return out
     partial = torch.empty(split_k, n, c_out, h, w, device=x.device, dtype=torch.float32)
     deform_conv_kernel[g](x, om, w_kcc, bias, n, c_in, h, w, c_out, partial, SPLIT_K=split_k, **cfg)
-    return partial.sum(0).to(x.dtype)
+    return out.copy_(partial.sum(0))

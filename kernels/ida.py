@@ -38,12 +38,9 @@ import triton
 import triton.language as tl
 
 from ._aot import AotKernel, cdiv, next_pow2
-from ._common import check_launchable, num_sms
+from ._common import GPU_TILE, check_launchable, interpreting, num_sms, tile_elements
 
 EPS = 1e-5
-# Elements one program holds per tile (ROWS x BLOCK); 2 K fp32 values per
-# operand keeps the 4 live tiles of the second pass in registers at 4 warps.
-TILE = 2048
 # Split a row only when there are too few rows to fill the GPU and the row is long.
 SPLIT_MIN_HW = 4 * 1024
 
@@ -181,10 +178,10 @@ def ida_split_apply_kernel(y_ptr, tgb_ptr, p1_ptr, p2_ptr, stats_ptr, C, HW, CHU
         tl.store(out_ptr + y_off + start + cols, out.to(out_ty), mask=m)
 
 
-def row_config(hw: int, block: int | None = None) -> dict:
+def row_config(hw: int, block: int | None = None, tile: int = GPU_TILE) -> dict:
     """Constexprs and warps of the row path; a function of H*W alone (fixed in an engine)."""
-    block = block or min(next_pow2(hw), TILE)
-    return dict(ROWS=max(1, TILE // block), BLOCK=block, SINGLE_TILE=hw <= block, EPS=EPS, num_warps=4)
+    block = block or min(next_pow2(hw), tile)
+    return dict(ROWS=max(1, tile // block), BLOCK=block, SINGLE_TILE=hw <= block, EPS=EPS, num_warps=4)
 
 
 def _row_grid(n_rows, ROWS):
@@ -209,22 +206,40 @@ def aot_kernel(dtype: str, hw: int) -> AotKernel:
     )
 
 
-def split_config(n_rows: int, hw: int, sms: int, force: bool = False, block: int | None = None) -> dict | None:
+def aot_split_kernels(dtype: str, hw: int, n_rows: int, sms: int) -> tuple[AotKernel, AotKernel]:
+    """The split path's two launches (torch host only: they pass partial sums through a buffer)."""
+    cfg = split_config(n_rows, hw, sms, force=True)
+    ptrs = ("y_ptr", "tgb_ptr", "p1_ptr", "p2_ptr")
+    dtypes = {"y_ptr": dtype, "tgb_ptr": dtype, "p1_ptr": "fp32", "p2_ptr": "fp32", "stats_ptr": "fp32",
+              "out_ptr": dtype}
+    grid = lambda C, HW, CHUNK: (n_rows, cdiv(HW, CHUNK))  # noqa: E731
+    stats = AotKernel(ida_split_stats_kernel, ptrs, ("C", "HW", "CHUNK"), ("stats_ptr",), dtypes,
+                      {"BLOCK": cfg["BLOCK"]}, grid, cfg["num_warps"], "IDA split path 1/2: partial sums")
+    apply = AotKernel(ida_split_apply_kernel, ptrs + ("stats_ptr",), ("C", "HW", "CHUNK"), ("out_ptr",), dtypes,
+                      {"BLOCK": cfg["BLOCK"], "SPLITS": next_pow2(cfg["SPLITS"]), "EPS": EPS}, grid,
+                      cfg["num_warps"], "IDA split path 2/2: reduce partials, write out")
+    return stats, apply
+
+
+def split_config(n_rows: int, hw: int, sms: int, force: bool = False, block: int | None = None,
+                 splits: int | None = None) -> dict | None:
     """Block, chunk and split count of the split path; None when the row path fills the GPU."""
     if not force and (n_rows >= 2 * sms or hw < SPLIT_MIN_HW):
         return None
     block = block or min(1024, max(16, next_pow2(cdiv(hw, 4))))
-    splits = min(cdiv(hw, block), max(2, cdiv(4 * sms, max(n_rows, 1))))
+    splits = min(cdiv(hw, block), splits or max(2, cdiv(4 * sms, max(n_rows, 1))))
     chunk = cdiv(cdiv(hw, splits), block) * block
     return dict(BLOCK=block, SPLITS=cdiv(hw, chunk), CHUNK=chunk, num_warps=4)
 
 
 def ida(y: torch.Tensor, tgb: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor,
-        path: str = "auto", block: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+        path: str = "auto", block: int | None = None, splits: int | None = None,
+        out: torch.Tensor | None = None) -> torch.Tensor:
     """Fused IDA: y (N,C,H,W), tgb (N,3C,H,W) of y's dtype, p1/p2 (C or 1,C,1,1) -> (N,C,H,W).
 
     path: "auto" (split for few long rows, else row), "row" or "split"; `block`
-    overrides the tile width (tests use it to reach multi-tile loops at small sizes).
+    (tile width) and `splits` override the heuristics (tests use them to reach
+    multi-tile loops at small sizes).
     """
     if path not in ("auto", "row", "split"):
         raise ValueError(f"ida: path must be auto, row or split, got {path!r}")
@@ -238,10 +253,12 @@ def ida(y: torch.Tensor, tgb: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor,
         out = torch.empty_like(y)
     hw, n_rows = h * w, n * c
     split = None
-    if path != "row":
-        split = split_config(n_rows, hw, num_sms(y.device), force=path == "split", block=block)
+    # The split path is a GPU occupancy measure; the interpreter takes it only when asked.
+    if path == "split" or (path == "auto" and not interpreting()):
+        split = split_config(n_rows, hw, num_sms(y.device), force=path == "split", block=block,
+                             splits=splits)
     if split is None:
-        cfg = row_config(hw, block)
+        cfg = row_config(hw, block, tile_elements())
         ida_row_kernel[_row_grid(n_rows, cfg["ROWS"])](y, tgb, p1, p2, n_rows, c, hw, out, **cfg)
         return out
     splits, chunk, warps = split["SPLITS"], split["CHUNK"], split["num_warps"]

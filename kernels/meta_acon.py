@@ -33,10 +33,8 @@ import triton
 import triton.language as tl
 
 from ._aot import AotKernel, cdiv, next_pow2
-from ._common import check_launchable
+from ._common import GPU_TILE, check_launchable, tile_elements
 
-# Elements per program tile (rows x columns).
-TILE = 2048
 # MLP chunk over input channels in the apply kernel.
 BLOCK_K = 64
 
@@ -111,15 +109,15 @@ def acon_const_kernel(x_ptr, p1_ptr, p2_ptr, beta_ptr, n_rows, C, HW, out_ptr,
 
 # ---------------------------------------------------------------- configs, grids, AOT descriptions
 
-def rows_config(hw: int) -> dict:
+def rows_config(hw: int, tile: int = GPU_TILE) -> dict:
     """ROWS x BLOCK tile of the mean and const kernels (a function of H*W alone)."""
-    block = min(next_pow2(hw), TILE)
-    return dict(ROWS=max(1, TILE // block), BLOCK=block)
+    block = min(next_pow2(hw), tile)
+    return dict(ROWS=max(1, tile // block), BLOCK=block)
 
 
-def apply_config(c: int, hw: int, hid: int) -> dict:
-    block_hw = min(next_pow2(hw), TILE)
-    return dict(BLOCK_C=min(next_pow2(c), max(1, TILE // block_hw)), BLOCK_HW=block_hw,
+def apply_config(c: int, hw: int, hid: int, tile: int = GPU_TILE) -> dict:
+    block_hw = min(next_pow2(hw), tile)
+    return dict(BLOCK_C=min(next_pow2(c), max(1, tile // block_hw)), BLOCK_HW=block_hw,
                 BLOCK_HID=next_pow2(hid), BLOCK_K=min(BLOCK_K, next_pow2(c)))
 
 
@@ -173,18 +171,22 @@ def constant_beta(fc1_w: torch.Tensor, fc1_b: torch.Tensor, fc2_w: torch.Tensor,
     return torch.sigmoid(fc2_w.float().reshape(fc2_b.numel(), -1) @ hid + fc2_b.float())
 
 
-def meta_acon(x: torch.Tensor, p1, p2, fc1_w, fc1_b, fc2_w, fc2_b, out: torch.Tensor | None = None) -> torch.Tensor:
-    """MetaACON with the live mean: x (N,C,H,W) fp16/fp32; fc weights as conv (or 2-D) tensors."""
+def meta_acon(x: torch.Tensor, p1, p2, fc1_w, fc1_b, fc2_w, fc2_b, out: torch.Tensor | None = None,
+              tile: int | None = None) -> torch.Tensor:
+    """MetaACON with the live mean: x (N,C,H,W) fp16/fp32; fc weights as conv (or 2-D) tensors.
+
+    `tile` overrides the elements per program (tests use it to reach multi-tile loops).
+    """
     n, c, h, w = x.shape
     hid = fc1_b.numel()
     check_launchable(x)
     hw = h * w
     mean = torch.empty(n * c, device=x.device, dtype=torch.float32)
-    cfg = rows_config(hw)
+    cfg = rows_config(hw, tile or tile_elements())
     meta_acon_mean_kernel[mean_grid(n * c, hw, cfg["ROWS"])](x, n * c, hw, mean, **cfg)
     if out is None:
         out = torch.empty_like(x)
-    cfg = apply_config(c, hw, hid)
+    cfg = apply_config(c, hw, hid, tile or tile_elements())
     meta_acon_apply_kernel[apply_grid(n, c, hw, cfg["BLOCK_C"], cfg["BLOCK_HW"])](
         x, mean, fc1_w.reshape(hid, c).float().contiguous(), _vec(fc1_b, hid),
         fc2_w.reshape(c, hid).float().contiguous(), _vec(fc2_b, c), _vec(p1, c), _vec(p2, c),
@@ -192,14 +194,15 @@ def meta_acon(x: torch.Tensor, p1, p2, fc1_w, fc1_b, fc2_w, fc2_b, out: torch.Te
     return out
 
 
-def acon_const(x: torch.Tensor, p1, p2, beta, out: torch.Tensor | None = None) -> torch.Tensor:
+def acon_const(x: torch.Tensor, p1, p2, beta, out: torch.Tensor | None = None,
+               tile: int | None = None) -> torch.Tensor:
     """ACON with a per-channel switch `beta` (C), e.g. from `constant_beta`."""
     n, c, h, w = x.shape
     check_launchable(x)
     if out is None:
         out = torch.empty_like(x)
     hw = h * w
-    cfg = rows_config(hw)
+    cfg = rows_config(hw, tile or tile_elements())
     acon_const_kernel[const_grid(n * c, hw, cfg["ROWS"], cfg["BLOCK"])](
         x, _vec(p1, c), _vec(p2, c), _vec(beta, c), n * c, c, hw, out, **cfg)
     return out

@@ -46,8 +46,9 @@ def render_depth(points: np.ndarray, size: int = 256) -> np.ndarray:
 
     ids = np.zeros((size, size), np.int32)  # triangle index + 1, 0 = not covered
     fixed = np.round(tri_xyz[:, :, :2] * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-    for k in np.argsort(-tri_xyz[:, :, 2].mean(axis=1)):  # far first, nearer overwrite
-        cv2.fillConvexPoly(ids, fixed[k], int(k) + 1, cv2.LINE_8, _SUBPIXEL_BITS)
+    far_to_near = np.argsort(-tri_xyz[:, :, 2].mean(axis=1))  # nearer triangles overwrite farther ones
+    for polygon, tri_id in zip(fixed[far_to_near], (far_to_near + 1).tolist()):
+        cv2.fillConvexPoly(ids, polygon, tri_id, cv2.LINE_8, _SUBPIXEL_BITS)
 
     ys, xs = np.nonzero(ids)
     coef = _plane_coefficients(tri_xyz)[ids[ys, xs] - 1]

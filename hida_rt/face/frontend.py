@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -149,7 +148,8 @@ def prepare_faces(rgb: np.ndarray, max_faces: int = 1, *, source: str = "the ima
     """Aligned faces of a still photo for the sketch CLI; InputError if there is none.
 
     `source` names the photo in the error ("no face found in photo.jpg").
-    The MediaPipe graphs are built once per max_faces and reused across calls.
+    The MediaPipe graphs are built once per max_faces and reused across calls
+    (so, like them, this is for one thread).
     """
     faces = _still_front_end(max_faces).process(rgb)
     if not faces:

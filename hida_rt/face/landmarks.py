@@ -95,8 +95,7 @@ class MeshLocator:
             self._short_range.process(blank)
             self._mesh.process(blank)
         self._full_range = None  # built on first need: most inputs never call it
-        # The mesh logs again on its first run that finds a face.
-        self._quiet_runs = {id(self._mesh)}
+        self._mesh_logged = False  # the mesh logs once more, on its first run that finds a face
 
     def close(self) -> None:
         for graph in (self._short_range, self._full_range, self._mesh):
@@ -117,18 +116,18 @@ class MeshLocator:
             rois = self._detect_with(self._full_range, frame)
         return sorted(rois, key=lambda r: -r.side)
 
-    def _run(self, graph, image: np.ndarray):
-        if id(graph) not in self._quiet_runs:
-            return graph.process(image)
+    def _run_mesh(self, crop: np.ndarray):
+        if self._mesh_logged:
+            return self._mesh.process(crop)
         with native_stderr_silenced():
-            result = graph.process(image)
-        if graph is not self._mesh or result.multi_face_landmarks:
-            self._quiet_runs.discard(id(graph))
+            result = self._mesh.process(crop)
+        self._mesh_logged = bool(result.multi_face_landmarks)
         return result
 
-    def _detect_with(self, detector, frame: np.ndarray) -> list[Roi]:
+    @staticmethod
+    def _detect_with(detector, frame: np.ndarray) -> list[Roi]:
         h, w = frame.shape[:2]
-        result = self._run(detector, frame)
+        result = detector.process(frame)
         rois = []
         for det in result.detections or ():
             loc = det.location_data
@@ -144,7 +143,7 @@ class MeshLocator:
         cv2 = self._cv2
         crop_m = roi.crop_matrix()
         crop = cv2.warpAffine(frame, crop_m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        result = self._run(self._mesh, crop)
+        result = self._run_mesh(crop)
         if not result.multi_face_landmarks:
             return None
         lm = result.multi_face_landmarks[0].landmark

@@ -6,7 +6,6 @@ import functools
 import numpy as np
 
 from ._deps import require_cv2
-from .template import SIZE
 
 FEATHER = 0.08  # blend ramp width, as a fraction of the aligned square's side
 
@@ -49,8 +48,8 @@ def paste_back(frame: np.ndarray, sketch: np.ndarray, face, *, feather: float = 
     warped = cv2.warpAffine(sketch, m, roi_size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine(_feather_mask(size, feather), m, roi_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
     if warped.ndim == 2:
-        warped = warped[:, :, None]
+        warped = cv2.cvtColor(warped, cv2.COLOR_GRAY2RGB)
     region = out[y0:y1, x0:x1]
-    a = alpha[:, :, None]
-    region[...] = np.rint(region * (1 - a) + warped * a).astype(np.uint8)
+    # One pass in OpenCV: NumPy's float blend of a 1080p face square costs ~20 ms.
+    region[...] = cv2.blendLinear(warped, np.ascontiguousarray(region), alpha, 1 - alpha)
     return out

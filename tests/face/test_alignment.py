@@ -60,3 +60,27 @@ def test_max_faces_keeps_the_largest(mediapipe, sample_faces):
         faces = fe.process(frame)
     assert len(faces) == 1
     assert np.linalg.det(faces[0].matrix[:, :2]) ** 0.5 == pytest.approx(256 / 300, rel=0.08)
+
+
+def test_the_original_photo_is_cut_like_the_shipped_sample(still_front_end, sample_faces):
+    # grace_hopper_photo.png / _depth.png were made from this very file (see samples/README.md);
+    # matplotlib comes with the face extra (MediaPipe imports it).
+    import cv2
+    cbook = pytest.importorskip("matplotlib.cbook", reason="matplotlib (part of the face extra) is missing")
+    from PIL import Image
+
+    wild = np.array(Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+    assert wild.shape[:2] == (600, 512)
+    face = still_front_end.process(wild)[0]
+    photo, depth = sample_faces["grace_hopper"]
+    grey = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32)  # noqa: E731
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
+    _, warp = cv2.findTransformECC(grey(photo), grey(face.photo), np.eye(2, 3, dtype=np.float32),
+                                   cv2.MOTION_AFFINE, criteria, None, 5)
+    # what is left between our crop and the authors' is landmark noise: ~1 % scale, a few pixels
+    np.testing.assert_allclose(warp[:, :2], np.eye(2), atol=0.03)
+    assert np.abs(warp[:, 2]).max() < 5
+    mine, theirs = face.depth.astype(float), depth.astype(float)
+    both = (mine > 0) & (theirs > 0)
+    assert both.sum() / ((mine > 0) | (theirs > 0)).sum() > 0.93
+    assert np.corrcoef(mine[both], theirs[both])[0, 1] > 0.95

@@ -135,4 +135,5 @@ def test_batch_items_are_independent(spread_model, random_inputs):
     with torch.no_grad():
         together = spread_model(photo, depth, style)
         alone = torch.cat([spread_model(photo[i:i + 1], depth[i:i + 1], style[i:i + 1]) for i in range(3)])
-    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+    # batched matmuls may block differently: float32 rounding, not semantics
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=0)

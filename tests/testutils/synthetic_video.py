@@ -1,6 +1,6 @@
 """Synthetic faces-in-the-wild frames and clips for the face/video tests and benchmarks.
 
-The sample faces (tests/data/faces, public domain) are pasted into plain
+The sample faces (samples/, public domain) are pasted into plain
 frames at known places, so a test knows where the face is; clips are
 written with PyAV (H.264, optional AAC tone) so the decoder sees a real file.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
+FACES = Path(__file__).resolve().parents[2] / "samples"
 WALL = (90, 120, 90)  # plain green-grey: no face, nothing face-like
 
 

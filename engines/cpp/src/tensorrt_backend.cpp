@@ -1,0 +1,328 @@
+// hida::open_tensorrt: a TensorRT (>= 10.9) engine run with the runtime API
+// (enqueueV3 on a CUDA stream, optionally replayed as a CUDA graph).
+// Written against the documented 10.x runtime API; enums are used by name
+// only, as their values moved between TensorRT 10 and 11.
+#include <NvInferRuntime.h>
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hida/tensorrt.h"
+#include "tensorrt_manifest.h"
+
+namespace hida {
+namespace {
+
+void check_cuda(cudaError_t status, const std::string& what) {
+  if (status != cudaSuccess) throw Error(what + ": CUDA error " + cudaGetErrorString(status));
+}
+
+// TensorRT reports through a logger; warnings go to stderr and the last error
+// is kept so a failed call can say why in its one-line exception.
+class Logger : public nvinfer1::ILogger {
+ public:
+  void log(Severity severity, nvinfer1::AsciiChar const* msg) noexcept override {
+    if (severity == Severity::kINTERNAL_ERROR || severity == Severity::kERROR) {
+      last_error = msg;
+    } else if (severity == Severity::kWARNING) {
+      std::fprintf(stderr, "TensorRT: %s\n", msg);
+    }
+  }
+  std::string last_error;
+};
+
+// IEEE binary16 <-> float on the host, round to nearest even: engines whose I/O
+// tensors are FP16 take host floats through these.
+std::uint16_t float_to_half(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
+  const std::uint32_t exp = (x >> 23) & 0xffu;
+  std::uint32_t mant = x & 0x7fffffu;
+  if (exp == 0xffu) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0u));  // inf / nan
+  const int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 31) return static_cast<std::uint16_t>(sign | 0x7c00u);  // overflow -> inf
+  if (e <= 0) {                                                    // subnormal half or zero
+    if (e < -10) return static_cast<std::uint16_t>(sign);
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    std::uint32_t half = mant >> shift;
+    const std::uint32_t rest = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rest > mid || (rest == mid && (half & 1u))) ++half;
+    return static_cast<std::uint16_t>(sign | half);
+  }
+  std::uint32_t half = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
+  const std::uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;  // may carry into the exponent: correct
+  return static_cast<std::uint16_t>(sign | half);
+}
+
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = (h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(mant), -24);
+    if (sign) f = -f;
+    return f;
+  }
+  const std::uint32_t x = exp == 31 ? (sign | 0x7f800000u | (mant << 13)) : (sign | ((exp + 112) << 23) | (mant << 13));
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+// One I/O tensor: its name, element type, elements per image and device buffer (max batch).
+struct Binding {
+  std::string name;
+  bool half = false;
+  std::size_t per_image = 0;
+  void* device = nullptr;
+  void* pinned = nullptr;  // host staging for Memory::Host (pinned: truly async copies)
+  std::size_t bytes(int n) const { return per_image * n * (half ? 2 : 4); }
+};
+
+std::string engine_manifest_path(const std::string& engine) {
+  // hida_fp16.plan -> hida_fp16.json; if absent, hida_fp16.plan.json.
+  const std::size_t dot = engine.find_last_of('.'), slash = engine.find_last_of('/');
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) {
+    const std::string beside = engine.substr(0, dot) + ".json";
+    if (std::ifstream(beside).good()) return beside;
+  }
+  return engine + ".json";
+}
+
+class TensorRTBackend : public Backend {
+ public:
+  TensorRTBackend(const std::string& path, const TensorRTOptions& options) : path_(path), use_graph_(options.cuda_graph) {
+    if (options.device_index >= 0) check_cuda(cudaSetDevice(options.device_index), "cudaSetDevice");
+    check_cuda(cudaGetDevice(&device_), "cudaGetDevice");
+    cudaDeviceProp prop{};
+    check_cuda(cudaGetDeviceProperties(&prop, device_), "cudaGetDeviceProperties");
+
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error(path + ": no such engine file (build one with python -m hida_rt.build)");
+    const std::string manifest_path = engine_manifest_path(path);
+    if (std::ifstream(manifest_path).good() || options.require_manifest) {
+      check_manifest(read_manifest(manifest_path), path, static_cast<long>(getInferLibVersion()), prop.major,
+                     prop.minor, prop.name);
+    }
+    const std::vector<char> blob((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+
+    runtime_.reset(nvinfer1::createInferRuntime(logger_));
+    if (!runtime_) throw Error("cannot create the TensorRT runtime (" + logger_.last_error + ")");
+    engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
+    if (!engine_) throw Error(path + ": TensorRT cannot deserialize the engine (" + logger_.last_error + ")");
+    context_.reset(engine_->createExecutionContext());
+    if (!context_) throw Error(path + ": cannot create an execution context (" + logger_.last_error + ")");
+    bind_tensors();
+    check_cuda(cudaStreamCreate(&stream_), "cudaStreamCreate");  // blocking: ordered with the legacy default stream
+  }
+
+  ~TensorRTBackend() override {
+    reset_graph();
+    for (Binding* b : {&photo_, &depth_, &style_, &sketch_}) {
+      if (b->device) cudaFree(b->device);
+      if (b->pinned) cudaFreeHost(b->pinned);
+    }
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return use_graph_ ? "tensorrt-graph" : "tensorrt"; }
+  int height() const override { return height_; }
+  int width() const override { return width_; }
+  int max_batch() const override { return max_batch_; }
+
+  void run(const float* photo, const float* depth, const float* style, int n, float* sketch, Memory memory,
+           void* user_stream) override {
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+    if (n < min_batch_) {
+      throw Error(path_ + ": the engine's optimization profile starts at batch " + std::to_string(min_batch_) +
+                  ", got " + std::to_string(n));
+    }
+    const bool on_device = memory == Memory::Device;
+    if (on_device && (photo_.half || sketch_.half)) {
+      throw Error(path_ + ": the engine's inputs/outputs are FP16; pass host buffers (converted here) instead of "
+                          "float32 device pointers");
+    }
+    // Graph capture needs a non-default stream; a null user stream means ours.
+    cudaStream_t s = on_device && user_stream ? static_cast<cudaStream_t>(user_stream) : stream_;
+    const float* inputs[3] = {photo, depth, style};
+    Binding* in_bindings[3] = {&photo_, &depth_, &style_};
+    // Without a graph, device buffers are bound directly; a graph needs fixed addresses, so they are copied.
+    const bool direct = on_device && !use_graph_;
+    for (int i = 0; i < 3; ++i) {
+      Binding& b = *in_bindings[i];
+      if (direct) {
+        set_address(b, const_cast<float*>(inputs[i]));
+      } else {
+        set_address(b, b.device);
+        if (on_device) {
+          check_cuda(cudaMemcpyAsync(b.device, inputs[i], b.bytes(n), cudaMemcpyDeviceToDevice, s), "input copy");
+        } else {
+          stage_input(b, inputs[i], n);
+          check_cuda(cudaMemcpyAsync(b.device, b.pinned, b.bytes(n), cudaMemcpyHostToDevice, s), "input upload");
+        }
+      }
+    }
+    set_address(sketch_, direct ? static_cast<void*>(sketch) : sketch_.device);
+    set_batch(n);
+    if (use_graph_) {
+      if (graph_batch_ != n) capture_graph(n, s);
+      check_cuda(cudaGraphLaunch(graph_exec_, s), "cudaGraphLaunch");
+    } else if (!context_->enqueueV3(s)) {
+      throw Error(path_ + ": enqueueV3 failed (" + logger_.last_error + ")");
+    }
+    if (on_device && !direct) {
+      check_cuda(cudaMemcpyAsync(sketch, sketch_.device, sketch_.bytes(n), cudaMemcpyDeviceToDevice, s), "output copy");
+    } else if (!on_device) {
+      check_cuda(cudaMemcpyAsync(sketch_.pinned, sketch_.device, sketch_.bytes(n), cudaMemcpyDeviceToHost, s),
+                 "output download");
+    }
+    check_cuda(cudaStreamSynchronize(s), path_ + ": inference");
+    if (!on_device) unstage_output(sketch, n);
+  }
+
+ private:
+  template <class T>
+  struct Deleter {
+    void operator()(T* p) const { delete p; }  // TensorRT >= 10 objects are deleted, not destroy()ed
+  };
+
+  void bind_tensors() {
+    const char* names[4] = {"photo", "depth", "style", "sketch"};
+    Binding* bindings[4] = {&photo_, &depth_, &style_, &sketch_};
+    std::string found;
+    for (int i = 0; i < engine_->getNbIOTensors(); ++i) found += std::string(i ? ", " : "") + engine_->getIOTensorName(i);
+    for (int k = 0; k < 4; ++k) {
+      bool present = false;
+      for (int i = 0; i < engine_->getNbIOTensors(); ++i) present |= names[k] == std::string(engine_->getIOTensorName(i));
+      const bool want_input = k < 3;
+      if (!present || (engine_->getTensorIOMode(names[k]) == nvinfer1::TensorIOMode::kINPUT) != want_input) {
+        throw Error(path_ + ": expected inputs photo, depth, style and output sketch; the engine has " + found);
+      }
+      Binding& b = *bindings[k];
+      b.name = names[k];
+      const nvinfer1::DataType type = engine_->getTensorDataType(names[k]);
+      if (type != nvinfer1::DataType::kFLOAT && type != nvinfer1::DataType::kHALF) {
+        throw Error(path_ + ": tensor " + b.name + " is neither FP32 nor FP16");
+      }
+      b.half = type == nvinfer1::DataType::kHALF;
+    }
+    const nvinfer1::Dims shape = engine_->getTensorShape("photo");
+    if (shape.nbDims != 4 || shape.d[2] <= 0 || shape.d[3] <= 0) {
+      throw Error(path_ + ": photo must be N x 3 x H x W with a fixed H x W");
+    }
+    height_ = static_cast<int>(shape.d[2]);
+    width_ = static_cast<int>(shape.d[3]);
+    if (shape.d[0] > 0) {
+      min_batch_ = max_batch_ = static_cast<int>(shape.d[0]);
+    } else {
+      min_batch_ = static_cast<int>(engine_->getProfileShape("photo", 0, nvinfer1::OptProfileSelector::kMIN).d[0]);
+      max_batch_ = static_cast<int>(engine_->getProfileShape("photo", 0, nvinfer1::OptProfileSelector::kMAX).d[0]);
+    }
+    const std::size_t plane = std::size_t(height_) * width_;
+    photo_.per_image = 3 * plane;
+    depth_.per_image = plane;
+    style_.per_image = 3;
+    sketch_.per_image = plane;
+    for (Binding* b : bindings) {
+      check_cuda(cudaMalloc(&b->device, b->bytes(max_batch_)), "cudaMalloc " + b->name);
+      check_cuda(cudaMallocHost(&b->pinned, b->bytes(max_batch_)), "cudaMallocHost " + b->name);
+    }
+  }
+
+  void set_address(Binding& b, void* ptr) {
+    if (!context_->setTensorAddress(b.name.c_str(), ptr)) {
+      throw Error(path_ + ": cannot bind tensor " + b.name + " (" + logger_.last_error + ")");
+    }
+  }
+
+  void set_batch(int n) {
+    if (n == shape_batch_) return;
+    for (Binding* b : {&photo_, &depth_, &style_}) {
+      nvinfer1::Dims dims = engine_->getTensorShape(b->name.c_str());
+      dims.d[0] = n;
+      if (!context_->setInputShape(b->name.c_str(), dims)) {
+        throw Error(path_ + ": batch " + std::to_string(n) + " rejected for " + b->name + " (" + logger_.last_error + ")");
+      }
+    }
+    shape_batch_ = n;
+  }
+
+  // A graph fixes shapes and addresses: capture once per batch size, after one
+  // ordinary enqueue has done TensorRT's lazy per-shape setup outside the capture.
+  void capture_graph(int n, cudaStream_t s) {
+    reset_graph();
+    if (!context_->enqueueV3(s)) throw Error(path_ + ": enqueueV3 failed (" + logger_.last_error + ")");
+    check_cuda(cudaStreamSynchronize(s), "warm-up run");
+    check_cuda(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    const bool ok = context_->enqueueV3(s);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(s, &graph);
+    if (!ok || end != cudaSuccess) {
+      if (graph) cudaGraphDestroy(graph);
+      throw Error(path_ + ": this engine cannot be captured as a CUDA graph (" +
+                  (ok ? std::string(cudaGetErrorString(end)) : logger_.last_error) + "); run without --cuda-graph");
+    }
+    const cudaError_t inst = cudaGraphInstantiate(&graph_exec_, graph, 0);
+    cudaGraphDestroy(graph);
+    check_cuda(inst, "cudaGraphInstantiate");
+    graph_batch_ = n;
+  }
+
+  void reset_graph() {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    graph_exec_ = nullptr;
+    graph_batch_ = 0;
+  }
+
+  void stage_input(Binding& b, const float* src, int n) {
+    const std::size_t count = b.per_image * n;
+    if (!b.half) {
+      std::memcpy(b.pinned, src, count * sizeof(float));
+      return;
+    }
+    auto* dst = static_cast<std::uint16_t*>(b.pinned);
+    for (std::size_t i = 0; i < count; ++i) dst[i] = float_to_half(src[i]);
+  }
+
+  void unstage_output(float* dst, int n) {
+    const std::size_t count = sketch_.per_image * n;
+    if (!sketch_.half) {
+      std::memcpy(dst, sketch_.pinned, count * sizeof(float));
+      return;
+    }
+    const auto* src = static_cast<const std::uint16_t*>(sketch_.pinned);
+    for (std::size_t i = 0; i < count; ++i) dst[i] = half_to_float(src[i]);
+  }
+
+  std::string path_;
+  bool use_graph_ = false;
+  int device_ = 0;
+  Logger logger_;
+  // Declared in creation order: destroyed context, then engine, then runtime.
+  std::unique_ptr<nvinfer1::IRuntime, Deleter<nvinfer1::IRuntime>> runtime_;
+  std::unique_ptr<nvinfer1::ICudaEngine, Deleter<nvinfer1::ICudaEngine>> engine_;
+  std::unique_ptr<nvinfer1::IExecutionContext, Deleter<nvinfer1::IExecutionContext>> context_;
+  Binding photo_, depth_, style_, sketch_;
+  cudaStream_t stream_ = nullptr;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  int graph_batch_ = 0, shape_batch_ = 0;
+  int height_ = 0, width_ = 0, min_batch_ = 1, max_batch_ = 1;
+};
+
+}  // namespace
+
+Sketcher open_tensorrt(const std::string& engine_path, const TensorRTOptions& options) {
+  return Sketcher(std::make_unique<TensorRTBackend>(engine_path, options));
+}
+
+}  // namespace hida

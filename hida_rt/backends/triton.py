@@ -1,0 +1,81 @@
+"""The fused GPU graph: merged convs, folded constant switches, Triton kernels, CUDA graphs.
+
+FP16 weights and activations by default (statistics, MLPs and sampling
+coordinates in FP32 inside the kernels); one CUDA graph captured per
+(batch, height, width), replayed on static input buffers.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from ..checkpoint import load_generator
+from ..errors import BackendUnavailable, CheckpointError
+from ..fused_model import FusedHIDA
+from .base import Backend
+from .eager import DTYPES
+
+# Replays before capture: Triton compiles each kernel and cuDNN picks its algorithms
+# on first use, and neither may happen inside a capture.
+WARMUP_RUNS = 2
+
+
+class TritonBackend(Backend):
+    name = "triton"
+
+    def __init__(self, weights, device=None, dtype: str = "fp16", cuda_graphs: bool = True, **options):
+        super().__init__(weights)
+        reason = self.unavailable_reason(device=device)
+        if reason:
+            raise BackendUnavailable(f"backend 'triton' cannot run here: {reason}")
+        if weights is None:
+            raise CheckpointError("the triton backend needs --weights (a HIDA .ckpt/.pth)")
+        if dtype not in ("fp16", "fp32"):
+            raise BackendUnavailable(f"triton backend dtype must be fp16 or fp32, got {dtype!r}")
+        self.device = torch.device(device if device not in (None, "auto") else "cuda")
+        self.dtype = DTYPES[dtype]
+        self.model = FusedHIDA(load_generator(weights, "cpu"), self.dtype, use_kernels=True).to(self.device)
+        self.cuda_graphs = cuda_graphs
+        self._graphs: dict[tuple[int, int, int], tuple[torch.cuda.CUDAGraph, tuple, torch.Tensor]] = {}
+
+    @classmethod
+    def unavailable_reason(cls, device=None, **options) -> str | None:
+        if importlib.util.find_spec("triton") is None:
+            return "Triton is not installed (pip install triton)"
+        if not torch.cuda.is_available():
+            return "no CUDA GPU: the triton backend runs its kernels on a CUDA GPU, and PyTorch sees none"
+        if device not in (None, "auto") and torch.device(device).type != "cuda":
+            return f"the triton backend runs on a CUDA GPU only, not on --device {device}"
+        return None
+
+    def _capture(self, photo, depth, style):
+        static_in = tuple(t.clone() for t in (photo, depth, style))
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_RUNS):
+                self.model(*static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.model(*static_in)
+        return graph, static_in, static_out
+
+    @torch.inference_mode()
+    def _run(self, photo, depth, style):
+        inputs = tuple(t.to(self.device, self.dtype, non_blocking=True) for t in (photo, depth, style))
+        if not self.cuda_graphs:
+            return self.model(*inputs)
+        key = tuple(photo.shape[:1]) + tuple(photo.shape[2:])
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(*inputs)
+        graph, static_in, static_out = self._graphs[key]
+        for dst, src in zip(static_in, inputs):
+            dst.copy_(src)
+        graph.replay()
+        # The next replay overwrites static_out.
+        return static_out.clone()
+
+
+BACKEND = TritonBackend

@@ -1,0 +1,153 @@
+"""The threaded pipeline: order, batching across frames, back-pressure, errors, graceful stop.
+
+The backend here is a plain tensor function: these tests are about the
+plumbing, which does not care what the network computes.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hida_rt.errors import InputError
+from hida_rt.video_io import Frame
+from hida_rt.video_pipeline import Pipeline, Work
+
+
+class CountingMode:
+    """Frame i has i % 3 inputs (0, 1 or 2 'faces') of 4×4 pixels filled with i."""
+
+    def prepare(self, frame):
+        k = frame.index % 3
+        photos = [torch.full((1, 3, 4, 4), float(frame.index)) for _ in range(k)]
+        return Work(frame, photos, [torch.zeros(1, 1, 4, 4)] * k, context=k)
+
+    def composite(self, work):
+        assert len(work.sketches) == work.context
+        return np.array([work.frame.index] + [int(s[0, 0]) for s in work.sketches])
+
+
+def frames(n, on_yield=None):
+    for i in range(n):
+        if on_yield:
+            on_yield(i)
+        yield Frame(i, np.zeros((4, 4, 3), np.uint8), i / 25)
+
+
+def identity_backend(photo, depth):
+    return photo[:, :1] / 127.5 - 1  # grey level i comes back as i
+
+
+def run(n=30, batch_size=4, backend=identity_backend, source=None, write=None, **kw):
+    written, sizes = [], []
+
+    def backend_spy(photo, depth):
+        sizes.append(len(photo))
+        return backend(photo, depth)
+
+    def default_write(image, t):
+        written.append((image, t))
+
+    p = Pipeline(source if source is not None else frames(n), CountingMode(), backend_spy, write or default_write,
+                 batch_size=batch_size, **kw)
+    return p.run(), written, sizes
+
+
+def test_frames_come_out_in_order_with_their_own_sketches():
+    result, written, sizes = run(30, batch_size=4)
+    assert [w[0][0] for w in written] == list(range(30))
+    for image, t in written:
+        i = image[0]
+        assert t == pytest.approx(i / 25)
+        assert list(image[1:]) == [i] * (i % 3)  # each frame got back the sketches of its own inputs
+    assert result.frames == 30 and result.frames_with_input == 20
+    assert max(sizes) <= 4 and sum(sizes) == 30  # 0+1+2 inputs per 3 frames
+    assert result.batches == len(sizes)
+
+
+def test_batches_fill_up_when_the_backend_is_the_bottleneck():
+    def slow(photo, depth):
+        time.sleep(0.02)
+        return identity_backend(photo, depth)
+
+    _, _, sizes = run(60, batch_size=4, backend=slow)
+    # Frames queue up while it computes and are taken together; with 0, 1, 2
+    # inputs per frame and no frame split across calls, 3 per call is the most
+    # there is to have once running (one frame at a time would average 1.5).
+    assert np.median(sizes) == 3 and np.mean(sizes) > 2.5 and max(sizes) <= 4
+
+
+def test_a_frame_with_more_inputs_than_a_batch_is_split():
+    result, written, sizes = run(9, batch_size=1)
+    assert sizes == [1] * 9 and [list(w[0][1:]) for w in written][5] == [5, 5]
+
+
+def test_back_pressure_keeps_decoding_close_to_the_output():
+    decoded, ahead = [0], []
+
+    def slow(photo, depth):
+        time.sleep(0.01)
+        return identity_backend(photo, depth)
+
+    def on_yield(i):
+        decoded[0] = i + 1
+
+    written = []
+
+    def write(image, t):
+        written.append(image)
+        ahead.append(decoded[0] - len(written))
+
+    run(120, batch_size=2, backend=slow, source=frames(120, on_yield), write=write)
+    assert len(written) == 120
+    assert max(ahead) <= 20  # three queues of 4 plus the frames the stages hold, not the whole video
+
+
+def test_a_decode_error_stops_everything_and_is_raised():
+    def broken(n):
+        yield from frames(n)
+        raise InputError("clip.mp4: corrupt or truncated video after frame 5")
+
+    before = threading.active_count()
+    with pytest.raises(InputError, match="truncated"):
+        run(source=broken(5))
+    time.sleep(0.3)
+    assert threading.active_count() <= before
+
+
+def test_a_backend_error_is_raised_in_the_caller():
+    def failing(photo, depth):
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run(10, backend=failing)
+
+
+def test_first_ctrl_c_stops_a_live_source_and_keeps_what_was_captured():
+    stop = threading.Event()
+
+    def live():
+        i = 0
+        while not stop.is_set():
+            yield Frame(i, np.zeros((4, 4, 3), np.uint8), i / 25)
+            i += 1
+            time.sleep(0.002)
+
+    written = []
+
+    def write(image, t):
+        written.append(image)
+        if len(written) == 10:
+            raise KeyboardInterrupt
+
+    result, _, _ = run(source=live(), write=write, graceful_stop=stop.set)
+    assert result.frames >= 9 and [w[0] for w in written] == list(range(len(written)))
+
+
+def test_ctrl_c_aborts_a_file():
+    def write(image, t):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(10, write=write)
