@@ -2,8 +2,8 @@
 
     python benchmarks/report.py benchmarks/results/<device>-<date>.json [-o OUT.md]
 
-One row per (group, peer), in the order they ran; "vs first" is the first
-peer of the group (the baseline, e.g. eager fp32) divided by this one.
+One row per (group, peer), groups in the order they first ran; "vs first" is
+the group's first peer (the baseline, e.g. eager fp32) divided by this one.
 """
 from __future__ import annotations
 
@@ -34,9 +34,11 @@ def render(path: str | Path) -> str:
               "(inputs read once, output written once) per second.", ""]
     lines += ["| group | peer | median ms | min ms | img/s | GB/s | % copy BW | TFLOP/s | vs first |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    first: dict[str, float] = {}
+    groups: dict[str, list[dict]] = {}
     for r in data["results"]:
-        base = first.setdefault(r["group"], r["median_ms"])
+        groups.setdefault(r["group"], []).append(r)
+    for r in (r for rows in groups.values() for r in rows):
+        base = groups[r["group"]][0]["median_ms"]
         frac = f"{100 * r['frac_copy_bw']:.0f}%" if r.get("frac_copy_bw") else ""
         lines.append(f"| {r['group']} | {r['peer']} | {_fmt(r['median_ms'])} | {_fmt(r['min_ms'])} | "
                      f"{_fmt(r.get('items_per_s'))} | {_fmt(r.get('gbps'))} | {frac} | {_fmt(r.get('tflops'))} | "

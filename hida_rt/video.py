@@ -129,7 +129,7 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
 
                 mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face)
             backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx,
-                                     engine=args.engine)
+                                     engine=args.engine, progress=not args.quiet)
 
             def run_backend(photo, depth):
                 return backend.run(photo, depth, style.expand(len(photo), 3).contiguous())

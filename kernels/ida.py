@@ -52,6 +52,7 @@ def _row_offsets(rows, C, HW):
     n = r // C
     y_off = r * HW
     theta_off = (r + 2 * n * C) * HW
+    # r * 0 + C: C as an int64 tensor, so that C * HW is formed in 64 bits.
     gamma_off = theta_off + (r * 0 + C) * HW
     beta_off = gamma_off + (r * 0 + C) * HW
     return y_off, theta_off, gamma_off, beta_off
@@ -119,7 +120,7 @@ def ida_row_kernel(y_ptr, tgb_ptr, p1_ptr, p2_ptr, n_rows, C, HW, out_ptr,
 
 
 @triton.jit
-def _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr, C, HW, BLOCK: tl.constexpr):
+def _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr, C, HW):
     """Per-row constants of the split path: offsets, p1, p2 and the shift K = f[row, 0]."""
     row = tl.program_id(0)
     rows = row + tl.arange(0, 1)
@@ -134,7 +135,7 @@ def _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr, C, HW, BLOCK: tl.constexpr):
 @triton.jit
 def ida_split_stats_kernel(y_ptr, tgb_ptr, p1_ptr, p2_ptr, C, HW, CHUNK, stats_ptr, BLOCK: tl.constexpr):
     """Program (row, split): shifted sum and sum of squares of f over columns [split*CHUNK, +CHUNK)."""
-    p1, p2, y_off, theta_off, _g, _b, shift = _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr, C, HW, BLOCK)
+    p1, p2, y_off, theta_off, _g, _b, shift = _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr, C, HW)
     split = tl.program_id(1)
     lo = split * CHUNK
     hi = tl.minimum(lo + CHUNK, HW)
@@ -156,8 +157,7 @@ def ida_split_stats_kernel(y_ptr, tgb_ptr, p1_ptr, p2_ptr, C, HW, CHUNK, stats_p
 def ida_split_apply_kernel(y_ptr, tgb_ptr, p1_ptr, p2_ptr, stats_ptr, C, HW, CHUNK, out_ptr,
                            BLOCK: tl.constexpr, SPLITS: tl.constexpr, EPS: tl.constexpr):
     """Program (row, split): reduce the row's partial sums, then write out over its chunk."""
-    p1, p2, y_off, theta_off, gamma_off, beta_off, shift = _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr,
-                                                                        C, HW, BLOCK)
+    p1, p2, y_off, theta_off, gamma_off, beta_off, shift = _split_setup(p1_ptr, p2_ptr, y_ptr, tgb_ptr, C, HW)
     split = tl.program_id(1)
     s = tl.arange(0, SPLITS)
     s_ok = s < tl.num_programs(1)
@@ -184,7 +184,7 @@ def row_config(hw: int, block: int | None = None, tile: int = GPU_TILE) -> dict:
     return dict(ROWS=max(1, tile // block), BLOCK=block, SINGLE_TILE=hw <= block, EPS=EPS, num_warps=4)
 
 
-def _row_grid(n_rows, ROWS):
+def row_grid(n_rows, ROWS):
     return (cdiv(n_rows, ROWS),)
 
 
@@ -200,7 +200,7 @@ def aot_kernel(dtype: str, hw: int) -> AotKernel:
         outputs=("out_ptr",),
         dtypes={"y_ptr": dtype, "tgb_ptr": dtype, "p1_ptr": "fp32", "p2_ptr": "fp32", "out_ptr": dtype},
         constexprs=cfg,
-        grid=lambda n_rows, C, HW: _row_grid(n_rows, rows),
+        grid=lambda n_rows, C, HW: row_grid(n_rows, rows),
         num_warps=num_warps,
         notes="IDA row path: one program per ROWS (n, c) rows; two passes over H*W inside.",
     )
@@ -259,7 +259,7 @@ def ida(y: torch.Tensor, tgb: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor,
                              splits=splits)
     if split is None:
         cfg = row_config(hw, block, tile_elements())
-        ida_row_kernel[_row_grid(n_rows, cfg["ROWS"])](y, tgb, p1, p2, n_rows, c, hw, out, **cfg)
+        ida_row_kernel[row_grid(n_rows, cfg["ROWS"])](y, tgb, p1, p2, n_rows, c, hw, out, **cfg)
         return out
     splits, chunk, warps = split["SPLITS"], split["CHUNK"], split["num_warps"]
     stats = torch.empty(n_rows * splits * 2, device=y.device, dtype=torch.float32)

@@ -47,7 +47,7 @@ def test_plugin_grids_match_the_torch_launchers():
     """The grid a plugin computes from its int32 extras is the one the torch launcher uses on a GPU."""
     n, c, hw = 3, 64, 128 * 128
     spec = ida.aot_kernel("fp16", hw)
-    assert spec.grid(n_rows=n * c, C=c, HW=hw) == ida._row_grid(n * c, ida.row_config(hw)["ROWS"])
+    assert spec.grid(n_rows=n * c, C=c, HW=hw) == ida.row_grid(n * c, ida.row_config(hw)["ROWS"])
     spec = deform_conv.aot_kernel("fp16", 1024, 512, n_pixels=n * 16)
     cfg = deform_conv.config(n * 16, 1024, 512)
     assert spec.grid(N=n, C_in=1024, H=4, W=4, C_out=512) == \

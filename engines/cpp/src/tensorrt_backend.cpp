@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "half.h"
 #include "hida/tensorrt.h"
 #include "tensorrt_manifest.h"
 
@@ -39,53 +40,26 @@ class Logger : public nvinfer1::ILogger {
   std::string last_error;
 };
 
-// IEEE binary16 <-> float on the host, round to nearest even: engines whose I/O
-// tensors are FP16 take host floats through these.
-std::uint16_t float_to_half(float f) {
-  std::uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const std::uint32_t sign = (x >> 16) & 0x8000u;
-  const std::uint32_t exp = (x >> 23) & 0xffu;
-  std::uint32_t mant = x & 0x7fffffu;
-  if (exp == 0xffu) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0u));  // inf / nan
-  const int e = static_cast<int>(exp) - 127 + 15;
-  if (e >= 31) return static_cast<std::uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (e <= 0) {                                                    // subnormal half or zero
-    if (e < -10) return static_cast<std::uint16_t>(sign);
-    mant |= 0x800000u;
-    const int shift = 14 - e;
-    std::uint32_t half = mant >> shift;
-    const std::uint32_t rest = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
-    if (rest > mid || (rest == mid && (half & 1u))) ++half;
-    return static_cast<std::uint16_t>(sign | half);
-  }
-  std::uint32_t half = (static_cast<std::uint32_t>(e) << 10) | (mant >> 13);
-  const std::uint32_t rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;  // may carry into the exponent: correct
-  return static_cast<std::uint16_t>(sign | half);
-}
+struct DeviceFree {
+  void operator()(void* p) const { cudaFree(p); }
+};
+struct PinnedFree {
+  void operator()(void* p) const { cudaFreeHost(p); }
+};
+struct StreamDestroy {
+  void operator()(cudaStream_t s) const { cudaStreamDestroy(s); }
+};
+struct GraphExecDestroy {
+  void operator()(cudaGraphExec_t g) const { cudaGraphExecDestroy(g); }
+};
 
-float half_to_float(std::uint16_t h) {
-  const std::uint32_t sign = (h & 0x8000u) << 16;
-  const std::uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  float f;
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(mant), -24);
-    if (sign) f = -f;
-    return f;
-  }
-  const std::uint32_t x = exp == 31 ? (sign | 0x7f800000u | (mant << 13)) : (sign | ((exp + 112) << 23) | (mant << 13));
-  std::memcpy(&f, &x, 4);
-  return f;
-}
-
-// One I/O tensor: its name, element type, elements per image and device buffer (max batch).
+// One I/O tensor: its name, element type, elements per image and buffers for the largest batch.
 struct Binding {
   std::string name;
   bool half = false;
   std::size_t per_image = 0;
-  void* device = nullptr;
-  void* pinned = nullptr;  // host staging for Memory::Host (pinned: truly async copies)
+  std::unique_ptr<void, DeviceFree> device;
+  std::unique_ptr<void, PinnedFree> pinned;  // host staging: pinned memory makes the copies truly async
   std::size_t bytes(int n) const { return per_image * n * (half ? 2 : 4); }
 };
 
@@ -123,16 +97,9 @@ class TensorRTBackend : public Backend {
     context_.reset(engine_->createExecutionContext());
     if (!context_) throw Error(path + ": cannot create an execution context (" + logger_.last_error + ")");
     bind_tensors();
-    check_cuda(cudaStreamCreate(&stream_), "cudaStreamCreate");  // blocking: ordered with the legacy default stream
-  }
-
-  ~TensorRTBackend() override {
-    reset_graph();
-    for (Binding* b : {&photo_, &depth_, &style_, &sketch_}) {
-      if (b->device) cudaFree(b->device);
-      if (b->pinned) cudaFreeHost(b->pinned);
-    }
-    if (stream_) cudaStreamDestroy(stream_);
+    cudaStream_t stream = nullptr;
+    check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");  // blocking: ordered with the legacy default stream
+    stream_.reset(stream);
   }
 
   std::string name() const override { return use_graph_ ? "tensorrt-graph" : "tensorrt"; }
@@ -153,7 +120,7 @@ class TensorRTBackend : public Backend {
                           "float32 device pointers");
     }
     // Graph capture needs a non-default stream; a null user stream means ours.
-    cudaStream_t s = on_device && user_stream ? static_cast<cudaStream_t>(user_stream) : stream_;
+    cudaStream_t s = on_device && user_stream ? static_cast<cudaStream_t>(user_stream) : stream_.get();
     const float* inputs[3] = {photo, depth, style};
     Binding* in_bindings[3] = {&photo_, &depth_, &style_};
     // Without a graph, device buffers are bound directly; a graph needs fixed addresses, so they are copied.
@@ -163,27 +130,27 @@ class TensorRTBackend : public Backend {
       if (direct) {
         set_address(b, const_cast<float*>(inputs[i]));
       } else {
-        set_address(b, b.device);
+        set_address(b, b.device.get());
         if (on_device) {
-          check_cuda(cudaMemcpyAsync(b.device, inputs[i], b.bytes(n), cudaMemcpyDeviceToDevice, s), "input copy");
+          check_cuda(cudaMemcpyAsync(b.device.get(), inputs[i], b.bytes(n), cudaMemcpyDeviceToDevice, s), "input copy");
         } else {
           stage_input(b, inputs[i], n);
-          check_cuda(cudaMemcpyAsync(b.device, b.pinned, b.bytes(n), cudaMemcpyHostToDevice, s), "input upload");
+          check_cuda(cudaMemcpyAsync(b.device.get(), b.pinned.get(), b.bytes(n), cudaMemcpyHostToDevice, s), "input upload");
         }
       }
     }
-    set_address(sketch_, direct ? static_cast<void*>(sketch) : sketch_.device);
+    set_address(sketch_, direct ? static_cast<void*>(sketch) : sketch_.device.get());
     set_batch(n);
     if (use_graph_) {
       if (graph_batch_ != n) capture_graph(n, s);
-      check_cuda(cudaGraphLaunch(graph_exec_, s), "cudaGraphLaunch");
+      check_cuda(cudaGraphLaunch(graph_exec_.get(), s), "cudaGraphLaunch");
     } else if (!context_->enqueueV3(s)) {
       throw Error(path_ + ": enqueueV3 failed (" + logger_.last_error + ")");
     }
     if (on_device && !direct) {
-      check_cuda(cudaMemcpyAsync(sketch, sketch_.device, sketch_.bytes(n), cudaMemcpyDeviceToDevice, s), "output copy");
+      check_cuda(cudaMemcpyAsync(sketch, sketch_.device.get(), sketch_.bytes(n), cudaMemcpyDeviceToDevice, s), "output copy");
     } else if (!on_device) {
-      check_cuda(cudaMemcpyAsync(sketch_.pinned, sketch_.device, sketch_.bytes(n), cudaMemcpyDeviceToHost, s),
+      check_cuda(cudaMemcpyAsync(sketch_.pinned.get(), sketch_.device.get(), sketch_.bytes(n), cudaMemcpyDeviceToHost, s),
                  "output download");
     }
     check_cuda(cudaStreamSynchronize(s), path_ + ": inference");
@@ -234,8 +201,11 @@ class TensorRTBackend : public Backend {
     style_.per_image = 3;
     sketch_.per_image = plane;
     for (Binding* b : bindings) {
-      check_cuda(cudaMalloc(&b->device, b->bytes(max_batch_)), "cudaMalloc " + b->name);
-      check_cuda(cudaMallocHost(&b->pinned, b->bytes(max_batch_)), "cudaMallocHost " + b->name);
+      void* p = nullptr;
+      check_cuda(cudaMalloc(&p, b->bytes(max_batch_)), "cudaMalloc " + b->name);
+      b->device.reset(p);
+      check_cuda(cudaMallocHost(&p, b->bytes(max_batch_)), "cudaMallocHost " + b->name);
+      b->pinned.reset(p);
     }
   }
 
@@ -272,35 +242,36 @@ class TensorRTBackend : public Backend {
       throw Error(path_ + ": this engine cannot be captured as a CUDA graph (" +
                   (ok ? std::string(cudaGetErrorString(end)) : logger_.last_error) + "); run without --cuda-graph");
     }
-    const cudaError_t inst = cudaGraphInstantiate(&graph_exec_, graph, 0);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check_cuda(inst, "cudaGraphInstantiate");
+    graph_exec_.reset(exec);
     graph_batch_ = n;
   }
 
   void reset_graph() {
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-    graph_exec_ = nullptr;
+    graph_exec_.reset();
     graph_batch_ = 0;
   }
 
   void stage_input(Binding& b, const float* src, int n) {
     const std::size_t count = b.per_image * n;
     if (!b.half) {
-      std::memcpy(b.pinned, src, count * sizeof(float));
+      std::memcpy(b.pinned.get(), src, count * sizeof(float));
       return;
     }
-    auto* dst = static_cast<std::uint16_t*>(b.pinned);
+    auto* dst = static_cast<std::uint16_t*>(b.pinned.get());
     for (std::size_t i = 0; i < count; ++i) dst[i] = float_to_half(src[i]);
   }
 
   void unstage_output(float* dst, int n) {
     const std::size_t count = sketch_.per_image * n;
     if (!sketch_.half) {
-      std::memcpy(dst, sketch_.pinned, count * sizeof(float));
+      std::memcpy(dst, sketch_.pinned.get(), count * sizeof(float));
       return;
     }
-    const auto* src = static_cast<const std::uint16_t*>(sketch_.pinned);
+    const auto* src = static_cast<const std::uint16_t*>(sketch_.pinned.get());
     for (std::size_t i = 0; i < count; ++i) dst[i] = half_to_float(src[i]);
   }
 
@@ -313,8 +284,8 @@ class TensorRTBackend : public Backend {
   std::unique_ptr<nvinfer1::ICudaEngine, Deleter<nvinfer1::ICudaEngine>> engine_;
   std::unique_ptr<nvinfer1::IExecutionContext, Deleter<nvinfer1::IExecutionContext>> context_;
   Binding photo_, depth_, style_, sketch_;
-  cudaStream_t stream_ = nullptr;
-  cudaGraphExec_t graph_exec_ = nullptr;
+  std::unique_ptr<CUstream_st, StreamDestroy> stream_;
+  std::unique_ptr<CUgraphExec_st, GraphExecDestroy> graph_exec_;
   int graph_batch_ = 0, shape_batch_ = 0;
   int height_ = 0, width_ = 0, min_batch_ = 1, max_batch_ = 1;
 };
