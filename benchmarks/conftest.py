@@ -11,7 +11,6 @@ say so.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -22,10 +21,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # harness.py and report.py, whatever pytest's import mode
 
 ON_GPU = torch.cuda.is_available()
-if not ON_GPU:
-    # The Triton kernels can only be interpreted on CPU; no kernel benchmark runs there,
-    # but importing hida_rt.kernels must still work.
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import harness  # noqa: E402
 import report  # noqa: E402

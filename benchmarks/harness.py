@@ -88,6 +88,9 @@ def environment(device: torch.device) -> dict:
                    driver=_run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]))
     else:
         env.update(device=f"CPU {env['cpu']}")
+    if hasattr(os, "getloadavg"):
+        # Other work on the machine shows here (a shared CPU makes its figures noisy).
+        env["load_avg_1m_at_start"] = round(os.getloadavg()[0], 2)
     return env
 
 

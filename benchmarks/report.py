@@ -28,6 +28,8 @@ def render(path: str | Path) -> str:
         facts += [f"CUDA {env.get('cuda')}", f"driver {env.get('driver')}", f"{env.get('sms')} SMs"]
     else:
         facts += [f"{env.get('cpu_threads')} threads"]
+    if env.get("load_avg_1m_at_start") is not None:
+        facts.append(f"load average {env['load_avg_1m_at_start']} at start")
     if data.get("copy_gbps"):
         facts.append(f"device copy {data['copy_gbps']:.0f} GB/s")
     lines += [", ".join(facts), "", "Median per op; img/s = images per second; GB/s = the bytes the op must move "

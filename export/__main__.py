@@ -36,8 +36,21 @@ def _export_onnx(args: argparse.Namespace) -> str:
     return summary.line()
 
 
+def _pt2_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="pt2: device to compile for (default cpu)")
+    group.add_argument("--batch", type=int, default=1, help="pt2: fixed batch size (default 1)")
+    group.add_argument("--max-batch", type=int, default=None, help="pt2: dynamic batch 1..MAX instead of a fixed one")
+
+
+def _export_pt2(args: argparse.Namespace) -> str:
+    from .aoti import package_aoti
+    return package_aoti(args.weights, args.output, device=args.device, height=args.height, width=args.width,
+                        batch=args.batch, max_batch=args.max_batch, progress=not args.quiet).line()
+
+
 FORMATS: dict[str, Format] = {
     "onnx": Format("portable ONNX (standard DeformConv; runs in onnxruntime)", _onnx_options, _export_onnx),
+    "pt2": Format("AOTInductor package for C++ (LibTorch, engines/cpp)", _pt2_options, _export_pt2),
 }
 
 

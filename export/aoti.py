@@ -17,6 +17,10 @@ larger batches and pads the last chunk. `--max-batch M` compiles a dynamic
 batch 1..M instead, one call per M images, at about 1.7x the compile time
 (107 s against 63 s for batch 1 on the 2-core CI machine).
 
+A CPU package is compiled with -march=native (its metadata AOTI_CPU_ISA says
+which ISA, e.g. AVX512): run it on the same kind of CPU, or package on the
+target machine. A CUDA package likewise targets the packaging GPU's architecture.
+
 The package carries `hida.*` metadata (size, batch, device, weights SHA-256)
 that the C++ loader reads to refuse a package it cannot feed.
 

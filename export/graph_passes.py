@@ -34,6 +34,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from . import trt_patterns as pat
+from .onnx_graph import unused_initializers
 from .plugins.specs import DOMAIN, DOMAIN_VERSION, NAMESPACE, plugin_spec
 
 PRECISIONS = ("fp16", "fp32")
@@ -52,7 +53,8 @@ class PassReport:
     initializers_after: int = 0
     parameters_before: int = 0
     parameters_after: int = 0
-    unused_dropped: int = 0
+    unused_weights_in_source: int = 0                          # initializers the source graph never read
+    dead_nodes_dropped: int = 0
     fp16: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -66,8 +68,14 @@ class PassReport:
 
 
 def _weight_prefix(node_scope: str) -> str:
-    """/up3/metaAcon -> up3.metaAcon (initializer names in the state-dict style)."""
-    return node_scope.strip("/").replace("/", ".") or "hida"
+    """Module scope -> state-dict prefix: /up3/metaAcon -> up3.metaAcon, /down3/model/model.0 -> down3.model.0.
+
+    TorchScript names a Sequential's child `<seq>.<index>` inside a `<seq>` scope; the
+    state dict has the index once.
+    """
+    parts = [p for p in node_scope.split("/") if p]
+    kept = [p for p, nxt in zip(parts, parts[1:] + [""]) if not nxt.startswith(p + ".")]
+    return ".".join(kept) or "hida"
 
 
 class _Names:
@@ -88,10 +96,14 @@ class _Names:
 # ---------------------------------------------------------------- 1. unused weights
 
 def drop_unused(graph: gs.Graph) -> int:
-    """Remove nodes and weights nothing reads; returns how many weights went."""
-    before = sum(isinstance(t, gs.Constant) for t in graph.tensors().values())
+    """Remove nodes nothing reads, and with them the weights only they read; returns the nodes removed.
+
+    Weights no node reads are never exported by onnx-graphsurgeon, so after this pass every
+    initializer of the written model is read by some node.
+    """
+    before = len(graph.nodes)
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
-    return before - sum(isinstance(t, gs.Constant) for t in graph.tensors().values())
+    return before - len(graph.nodes)
 
 
 # ---------------------------------------------------------------- 2. merged conv
@@ -179,8 +191,9 @@ def _plugin_node(names: _Names, op: str, scope: str, inputs: list, outputs: list
                    attrs={"plugin_namespace": NAMESPACE, "aot": 1}, inputs=inputs, outputs=outputs)
 
 
-def _param(names: _Names, scope: str, what: str, value: np.ndarray) -> gs.Constant:
-    return gs.Constant(names(f"{_weight_prefix(scope)}.{what}"), np.ascontiguousarray(value, dtype=np.float32))
+def _param(names: _Names, scope: str, op: str, what: str, value: np.ndarray) -> gs.Constant:
+    """A plugin's parameter input, named <layer scope>.<op>.<what> (up3.ida.p1), always float32 here."""
+    return gs.Constant(names(f"{_weight_prefix(scope)}.{op}.{what}"), np.ascontiguousarray(value, dtype=np.float32))
 
 
 def _replace_producer(out: gs.Variable, node: gs.Node) -> None:
@@ -198,16 +211,17 @@ def insert_plugins(graph: gs.Graph) -> dict[str, int]:
         if tgb is None:
             raise ValueError(f"{m.anchor.name}: the IDA tail does not read a merged conv; run merge_ida_convs first")
         scope = pat.scope(m.anchor)
-        node = _plugin_node(names, "ida", scope, [m.y, tgb, _param(names, scope, "p1", m.p1),
-                                                  _param(names, scope, "p2", m.p2)], [])
+        node = _plugin_node(names, "ida", scope, [m.y, tgb, _param(names, scope, "ida", "p1", m.p1),
+                                                  _param(names, scope, "ida", "p2", m.p2)], [])
         _replace_producer(m.out, node)
         new_nodes.append(node)
         counts["ida"] += 1
     for m in pat.find_meta_acon(graph):
         scope = pat.scope(m.anchor)
-        p1, p2 = _param(names, scope, "p1", m.p1), _param(names, scope, "p2", m.p2)
+        op = "acon_const" if m.beta is not None else "meta_acon_apply"
+        p1, p2 = _param(names, scope, op, "p1", m.p1), _param(names, scope, op, "p2", m.p2)
         if m.beta is not None:
-            node = _plugin_node(names, "acon_const", scope, [m.x, p1, p2, _param(names, scope, "beta", m.beta)], [])
+            node = _plugin_node(names, op, scope, [m.x, p1, p2, _param(names, scope, op, "beta", m.beta)], [])
             _replace_producer(m.out, node)
             new_nodes.append(node)
             counts["acon_const"] += 1
@@ -217,8 +231,8 @@ def insert_plugins(graph: gs.Graph) -> dict[str, int]:
         mean = gs.Variable(names(f"{scope}/mean"), dtype=np.float32, shape=[batch, m.p1.size])
         mean_node = _plugin_node(names, "meta_acon_mean", scope, [m.x], [mean])
         node = _plugin_node(names, "meta_acon_apply", scope, [
-            m.x, mean, _param(names, scope, "fc1_w", fc1_w), _param(names, scope, "fc1_b", fc1_b),
-            _param(names, scope, "fc2_w", fc2_w), _param(names, scope, "fc2_b", fc2_b), p1, p2], [])
+            m.x, mean, _param(names, scope, op, "fc1_w", fc1_w), _param(names, scope, op, "fc1_b", fc1_b),
+            _param(names, scope, op, "fc2_w", fc2_w), _param(names, scope, op, "fc2_b", fc2_b), p1, p2], [])
         _replace_producer(m.out, node)
         new_nodes.extend([mean_node, node])
         counts["meta_acon_mean"] += 1
@@ -228,8 +242,8 @@ def insert_plugins(graph: gs.Graph) -> dict[str, int]:
         cout, cin = m.weight.shape[:2]
         # kernels.deform_conv reads the weight as (tap, Cin, Cout): contiguous along Cout per tap and channel.
         w_kcc = m.weight.transpose(2, 3, 1, 0).reshape(9, cin, cout)
-        node = _plugin_node(names, "deform_conv", scope, [m.x, m.om, _param(names, scope, "w_kcc", w_kcc),
-                                                          _param(names, scope, "b", m.bias)], [])
+        w, b = (_param(names, scope, "deform_conv", "w", w_kcc), _param(names, scope, "deform_conv", "b", m.bias))
+        node = _plugin_node(names, "deform_conv", scope, [m.x, m.om, w, b], [])
         _replace_producer(m.node.outputs[0], node)
         new_nodes.append(node)
         counts["deform_conv"] += 1
@@ -267,15 +281,16 @@ def tensorrt_onnx(portable: onnx.ModelProto, precision: str = "fp16",
     say = progress or (lambda _: None)
     report = PassReport(precision=precision, initializers_before=len(portable.graph.initializer),
                         parameters_before=_parameter_count(portable))
+    report.unused_weights_in_source = len(unused_initializers(portable))
     graph = gs.import_onnx(portable)
-    report.unused_dropped = drop_unused(graph)
+    report.dead_nodes_dropped = drop_unused(graph)
     say("merging the three convs that read each decoder layer's `a`")
     report.merged_convs = merge_ida_convs(graph)
     say("folding the constant MetaACON switches of the encoder")
     report.folded_betas = fold_constant_betas(graph)
     say("replacing IDA tails, MetaACONs and deformable convs with hida_rt plugin nodes")
     report.plugins = insert_plugins(graph)
-    report.unused_dropped += drop_unused(graph)
+    report.dead_nodes_dropped += drop_unused(graph)
     if precision == "fp16":
         from .trt_fp16 import to_fp16
         say("casting weights and activations to FP16 (plugins keep FP32 statistics)")
@@ -286,16 +301,15 @@ def tensorrt_onnx(portable: onnx.ModelProto, precision: str = "fp16",
     return model, report
 
 
-def apply_passes(model: onnx.ModelProto, *passes: Callable[[gs.Graph], object]) -> onnx.ModelProto:
-    """Run some passes on their own (tests): import, apply in order, export a standard ONNX model."""
+def apply_passes(model: onnx.ModelProto, *passes: Callable[[gs.Graph], object]) -> tuple[onnx.ModelProto, list]:
+    """Run some passes on their own (tests): import, apply in order, export. Returns (model, pass results)."""
     graph = gs.import_onnx(model)
-    for p in passes:
-        p(graph)
+    results = [p(graph) for p in passes]
     out = gs.export_onnx(graph, do_type_check=False)
     if any(n.domain == DOMAIN for n in out.graph.node) and not any(o.domain == DOMAIN for o in out.opset_import):
         out.opset_import.append(onnx.helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
     out.ir_version = max(out.ir_version, model.ir_version)
-    return out
+    return out, results
 
 
 def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
@@ -304,4 +318,23 @@ def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 
 def count_ops(model: onnx.ModelProto) -> Counter:
     return Counter(n.op_type for n in model.graph.node)
+
+
+_ELEM = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16"}
+
+
+def plugin_instances(model: onnx.ModelProto, batch: int = 1) -> list[tuple[onnx.NodeProto, str, list[tuple]]]:
+    """Each plugin node with its data dtype ("fp16"/"fp32") and input shapes, the symbolic batch set to `batch`."""
+    g = model.graph
+    info = {i.name: (i.data_type, tuple(i.dims)) for i in g.initializer}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        t = vi.type.tensor_type
+        info[vi.name] = (t.elem_type, tuple(d.dim_value if d.HasField("dim_value") else batch for d in t.shape.dim))
+    out = []
+    for node in plugin_nodes(model):
+        missing = [t for t in node.input if t not in info]
+        if missing:
+            raise ValueError(f"{node.name}: no type/shape recorded for input(s) {missing}")
+        out.append((node, _ELEM[info[node.input[0]][0]], [info[t][1] for t in node.input]))
+    return out
 

@@ -162,6 +162,8 @@ def refresh_value_info(model: onnx.ModelProto) -> None:
     kept = [vi for vi in model.graph.value_info if vi.name in plugin_outputs]
     del model.graph.value_info[:]
     model.graph.value_info.extend(kept)
-    inferred = onnx.shape_inference.infer_shapes(without_weights(model), strict_mode=False, data_prop=True)
+    light = without_weights(model)
+    light.graph.value_info.extend(kept)
+    inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
     have = {vi.name for vi in kept}
     model.graph.value_info.extend(vi for vi in inferred.graph.value_info if vi.name not in have)

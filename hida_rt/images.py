@@ -38,7 +38,8 @@ def photo_to_tensor(photo: Image.Image | np.ndarray, size: tuple[int, int] = (NE
     if im.size != (size[1], size[0]):
         im = im.resize((size[1], size[0]), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1)[None]
-    return (x / 255.0 - 0.5) / 0.5
+    # contiguous: compiled consumers (AOTInductor packages, ONNX) assume NCHW strides
+    return ((x / 255.0 - 0.5) / 0.5).contiguous()
 
 
 def depth_to_tensor(depth: Image.Image | np.ndarray, size: tuple[int, int] = (NET_SIZE, NET_SIZE)) -> torch.Tensor:

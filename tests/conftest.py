@@ -6,11 +6,17 @@ gain 1.0 whose sketches span [-1, 1], so parity tests compare real signal.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# Triton kernels run in Triton's interpreter on CPU-only machines; it must be
+# chosen before triton is first imported, whichever test folder runs first.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from hida_rt.random_weights import random_generator_state, random_lightning_checkpoint
 

@@ -92,15 +92,34 @@ def _compile(kernel, arch: int):
     return _COMPILED[key]
 
 
-def compile_plugin(name: str, shapes: Sequence[Sequence], dtype: str, arch: int = DEFAULT_ARCH) -> PluginLaunch:
-    """PTX and launch description of plugin `name` for these input shapes and data dtype ("fp16"/"fp32")."""
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything about a plugin launch except the compiled kernel: kernel choice, extras, grid, args."""
+
+    kernel: object          # hida_rt.kernels AotKernel
+    scalars: tuple          # ((name, value), ...) of the int32 extras, in parameter order
+    grid: tuple             # 3 entries
+    block: tuple
+    args: tuple[str, ...]
+
+
+def plan_launch(name: str, shapes: Sequence[Sequence], dtype: str) -> LaunchPlan:
+    """The kernel, int32 extras and grid of plugin `name` for these input shapes (ints or symbolic)."""
     spec = plugin_spec(name)
     if len(shapes) != len(spec.inputs):
         raise ValueError(f"{name}: {len(shapes)} input shapes for inputs {spec.inputs}")
     kernel = spec.kernel(dtype, shapes)
     if kernel.inputs != tuple(f"{i}_ptr" for i in spec.inputs):
         raise AssertionError(f"{name}: plugin inputs {spec.inputs} != kernel pointers {kernel.inputs}")
-    scalars = spec.ordered_scalars(shapes, kernel)
+    scalars = tuple(spec.ordered_scalars(shapes, kernel))
+    return LaunchPlan(kernel=kernel, scalars=scalars, grid=_pad3(tuple(kernel.grid(**dict(scalars)))),
+                      block=(kernel.num_warps * WARP, 1, 1), args=kernel.inputs + kernel.scalars + kernel.outputs)
+
+
+def compile_plugin(name: str, shapes: Sequence[Sequence], dtype: str, arch: int = DEFAULT_ARCH) -> PluginLaunch:
+    """PTX and launch description of plugin `name` for these input shapes and data dtype ("fp16"/"fp32")."""
+    plan = plan_launch(name, shapes, dtype)
+    kernel = plan.kernel
     compiled = _compile(kernel, arch)
     md = compiled.metadata
     scratch = {k: int(getattr(md, k, 0) or 0) for k in ("global_scratch_size", "profile_scratch_size")}
@@ -109,11 +128,12 @@ def compile_plugin(name: str, shapes: Sequence[Sequence], dtype: str, arch: int 
                                 f"launch cannot provide it")
     ptx = compiled.asm["ptx"]
     target = re.search(r"\.target\s+(\S+)", ptx)
+    if md.num_warps * WARP != plan.block[0]:
+        raise AssertionError(f"{name}: compiled with {md.num_warps} warps, planned {plan.block[0] // WARP}")
     return PluginLaunch(
         plugin=name, dtype=dtype, kernel_name=md.name, ptx=ptx, target=target.group(1) if target else "",
-        grid=_pad3(tuple(kernel.grid(**dict(scalars)))), block=(md.num_warps * WARP, 1, 1),
-        shared_mem=int(md.shared), args=kernel.inputs + kernel.scalars + kernel.outputs,
-        scalars=tuple(scalars), ptx_params=_ptx_param_count(ptx, md.name), **scratch)
+        grid=plan.grid, block=plan.block, shared_mem=int(md.shared), args=plan.args, scalars=plan.scalars,
+        ptx_params=_ptx_param_count(ptx, md.name), **scratch)
 
 
 def compile_isolated(requests: Sequence[dict], arch: int = DEFAULT_ARCH, timeout: float = 900) -> list[dict]:

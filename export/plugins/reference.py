@@ -32,8 +32,9 @@ from .specs import DOMAIN, PLUGINS, PluginSpec
 _DTYPE_NAMES = {np.dtype(np.float16): "fp16", np.dtype(np.float32): "fp32"}
 
 
-class PluginDtypeError(TypeError):
-    """A plugin node received a tensor of another dtype than its kernel takes."""
+class PluginDtypeError(ValueError):
+    """A plugin node received a tensor of another dtype than its kernel takes (not a TypeError:
+    onnx.reference rewraps those without the message)."""
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:

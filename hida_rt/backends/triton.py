@@ -23,7 +23,7 @@ WARMUP_RUNS = 2
 
 
 @contextlib.contextmanager
-def _ieee_fp32_convs(enabled: bool):
+def ieee_fp32_convs(enabled: bool):
     """cuDNN convolutions in full FP32 (PyTorch's default lets them use TF32, ~1e-3 off)."""
     previous = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = previous and not enabled
@@ -78,12 +78,12 @@ class TritonBackend(Backend):
     def _run(self, photo, depth, style):
         inputs = tuple(t.to(self.device, self.dtype, non_blocking=True) for t in (photo, depth, style))
         if not self.cuda_graphs:
-            with _ieee_fp32_convs(self.dtype == torch.float32):
+            with ieee_fp32_convs(self.dtype == torch.float32):
                 return self.model(*inputs)
         key = tuple(photo.shape[:1]) + tuple(photo.shape[2:])
         if key not in self._graphs:
             # The convolution kernels (TF32 or not) are fixed at capture.
-            with _ieee_fp32_convs(self.dtype == torch.float32):
+            with ieee_fp32_convs(self.dtype == torch.float32):
                 self._graphs[key] = self._capture(*inputs)
         graph, static_in, static_out = self._graphs[key]
         for dst, src in zip(static_in, inputs):

@@ -50,7 +50,7 @@ def sketch_runs(tmp_path_factory, spread_ckpt, sample_pair) -> SketchRuns:
     weights = folder / WEIGHTS_NAME
     weights.symlink_to(spread_ckpt)
     photo, depth = sample_pair
-    common = [str(photo), "--depth", str(depth), "--weights", str(weights), "--style", "3", "-q"]
+    common = [str(photo), "--depth", str(depth), "--weights", str(weights), "--style", "3"]
     outputs = {}
     for backend in ("eager", "onnxruntime"):
         out = folder / f"sketch_{backend}.png"

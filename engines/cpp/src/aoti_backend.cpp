@@ -21,6 +21,14 @@ namespace {
 // The metadata format export/aoti.py writes (its FORMAT_VERSION).
 constexpr const char* kFormatVersion = "1";
 
+int metadata_int(std::unordered_map<std::string, std::string>& meta, const std::string& key, const std::string& path) {
+  try {
+    return std::stoi(meta.at(key));
+  } catch (const std::exception&) {
+    throw Error(path + ": package metadata " + key + " is missing or not a number; re-export it");
+  }
+}
+
 std::string first_line(const std::string& text) {
   const std::string line = text.substr(0, text.find('\n'));
   return line.size() > 200 ? line.substr(0, 200) + "..." : line;
@@ -43,16 +51,17 @@ class AotiBackend : public Backend {
       throw Error(path + ": package format " + meta["hida.format_version"] + ", this library reads " +
                   kFormatVersion + "; re-export it with this version of hida_rt");
     }
-    height_ = std::stoi(meta["hida.height"]);
-    width_ = std::stoi(meta["hida.width"]);
+    height_ = metadata_int(meta, "hida.height", path);
+    width_ = metadata_int(meta, "hida.width", path);
     dynamic_ = meta["hida.batch"] == "dynamic";
-    batch_ = std::stoi(meta["hida.max_batch"]);
+    batch_ = metadata_int(meta, "hida.max_batch", path);
     const std::string device = meta["hida.device"];
     if (device == "cuda") {
 #if defined(HIDA_AOTI_CUDA)
       device_ = at::Device(at::kCUDA, options.device_index < 0 ? c10::cuda::current_device()
                                                               : static_cast<c10::DeviceIndex>(options.device_index));
 #else
+      (void)options;
       throw Error(path + ": a CUDA package, but this build of hida::aoti uses a CPU-only LibTorch");
 #endif
     } else if (device != "cpu") {

@@ -63,16 +63,6 @@ struct Binding {
   std::size_t bytes(int n) const { return per_image * n * (half ? 2 : 4); }
 };
 
-std::string engine_manifest_path(const std::string& engine) {
-  // hida_fp16.plan -> hida_fp16.json; if absent, hida_fp16.plan.json.
-  const std::size_t dot = engine.find_last_of('.'), slash = engine.find_last_of('/');
-  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) {
-    const std::string beside = engine.substr(0, dot) + ".json";
-    if (std::ifstream(beside).good()) return beside;
-  }
-  return engine + ".json";
-}
-
 class TensorRTBackend : public Backend {
  public:
   TensorRTBackend(const std::string& path, const TensorRTOptions& options) : path_(path), use_graph_(options.cuda_graph) {
@@ -83,9 +73,9 @@ class TensorRTBackend : public Backend {
 
     std::ifstream f(path, std::ios::binary);
     if (!f) throw Error(path + ": no such engine file (build one with python -m hida_rt.build)");
-    const std::string manifest_path = engine_manifest_path(path);
-    if (std::ifstream(manifest_path).good() || options.require_manifest) {
-      check_manifest(read_manifest(manifest_path), path, static_cast<long>(getInferLibVersion()), prop.major,
+    const std::string manifest = manifest_path(path);
+    if (options.require_manifest || std::ifstream(manifest).good()) {
+      check_manifest(read_manifest(manifest), path, static_cast<long>(getInferLibVersion()), prop.major,
                      prop.minor, prop.name);
     }
     const std::vector<char> blob((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -115,7 +105,7 @@ class TensorRTBackend : public Backend {
                   ", got " + std::to_string(n));
     }
     const bool on_device = memory == Memory::Device;
-    if (on_device && (photo_.half || sketch_.half)) {
+    if (on_device && (photo_.half || depth_.half || style_.half || sketch_.half)) {
       throw Error(path_ + ": the engine's inputs/outputs are FP16; pass host buffers (converted here) instead of "
                           "float32 device pointers");
     }

@@ -15,7 +15,7 @@ struct TensorRTOptions {
   bool cuda_graph = false;
   // The GPU to run on (-1: the current device).
   int device_index = -1;
-  // Refuse an engine without its manifest (<engine>.json beside the .plan).
+  // Refuse an engine without its manifest (<engine>.json beside it: hida_fp16.plan.json).
   // The manifest is how a TensorRT version or GPU mismatch gets a clear
   // message instead of a deserialization failure.
   bool require_manifest = true;
