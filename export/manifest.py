@@ -187,3 +187,11 @@ def check_runnable(manifest: Manifest, env: Environment, engine: str | Path = "e
         warnings.append(f"{engine}: built on {manifest.gpu_name}, running on {env.gpu_name} (same compute "
                         f"capability {env.compute_capability}); timings may differ from the build's")
     return warnings
+
+
+def check_engine_file(engine: str | Path, manifest: Manifest) -> None:
+    """Raise EngineMismatch unless the plan's bytes are the ones the manifest describes."""
+    from hida_rt.checkpoint import file_sha256
+    if file_sha256(engine) != manifest.engine_sha256:
+        raise EngineMismatch(f"{engine}: the plan's SHA-256 differs from its manifest's (a replaced or damaged "
+                             f"file); rebuild with python -m hida_rt.build")

@@ -60,14 +60,14 @@ def tensorrt_version() -> str | None:
         return None
 
 
-def gpu() -> tuple[str, str] | None:
-    """(name, "major.minor" compute capability) of the current CUDA device, or None."""
+def gpu(device=None) -> tuple[str, str] | None:
+    """(name, "major.minor" compute capability) of a CUDA device (default: the current one), or None."""
     try:
         import torch
         if not torch.cuda.is_available():
             return None
-        major, minor = torch.cuda.get_device_capability()
-        return torch.cuda.get_device_name(), f"{major}.{minor}"
+        major, minor = torch.cuda.get_device_capability(device)
+        return torch.cuda.get_device_name(device), f"{major}.{minor}"
     except Exception:
         return None
 
@@ -80,8 +80,9 @@ def cuda_version() -> str | None:
         return None
 
 
-def environment() -> Environment:
-    g = gpu()
+def environment(device=None) -> Environment:
+    """The running machine's TensorRT version and GPU (`device`: a CUDA device, default the current one)."""
+    g = gpu(device)
     return Environment(tensorrt_version=tensorrt_version(), gpu_name=g[0] if g else None,
                        compute_capability=g[1] if g else None)
 
@@ -94,8 +95,6 @@ def missing_for_build(env: Environment | None = None) -> str | None:
     if _version_tuple(env.tensorrt_version)[:2] < MIN_TENSORRT:
         return (f"TensorRT {env.tensorrt_version} is older than {'.'.join(map(str, MIN_TENSORRT))}, "
                 f"the first with AOT Python plugins")
-    if importlib.util.find_spec("tensorrt.plugin") is None:
-        return f"TensorRT {env.tensorrt_version} has no tensorrt.plugin module (AOT Python plugins)"
     if env.gpu_name is None:
         return "no CUDA GPU is visible (TensorRT builds for the GPU it runs on)"
     return None

@@ -7,11 +7,13 @@ written as a grey PNG (atomically: temp name, then rename).
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -30,7 +32,7 @@ ASPECT_TOLERANCE = 0.02
 @dataclass
 class Job:
     photo: Path
-    depth: Path | None
+    depth: Path | None  # None: find the faces, align them and estimate their depth (hida_rt.face)
     output: Path
 
 
@@ -43,11 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo file(s), ideally aligned 256x256 faces")
     p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
     p.add_argument("--depth", "-d", nargs="+", metavar="DEPTH",
-                   help="depth map(s), grey, bright = near; one per photo, in the same order")
+                   help="depth map(s), grey, bright = near; one per photo, in the same order. Without --depth the "
+                        "faces are found, aligned to the training template and their depth estimated "
+                        "(needs the face extra, MediaPipe); the sketch is of the aligned 256x256 face")
+    p.add_argument("--max-faces", type=int, default=1,
+                   help="without --depth: faces sketched per photo, largest first; the 2nd, 3rd... are written "
+                        "as STEM_sketch_face2.png, ... (default 1)")
+    p.add_argument("--save-depth", action="store_true",
+                   help="without --depth: also write each estimated depth map beside its sketch (..._depth.png)")
     p.add_argument("--style", "-s", nargs="+", default=["2"],
                    help="FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
                         "for styles 1,2,3, e.g. 0.5,0,0.5 (default 2)")
-    p.add_argument("--backend", "-b", choices=CHOICES, default="eager", help="inference backend (default eager)")
+    p.add_argument("--backend", "-b", choices=CHOICES, default="auto",
+                   help="inference backend; auto (default) picks tensorrt if --engine is given and TensorRT is "
+                        "present, else triton on a GPU, else onnxruntime (exports and caches the ONNX beside the "
+                        "weights on first use), else eager")
     p.add_argument("--device", default=None, help="torch device for eager/triton: cpu, cuda, cuda:1 (default: cuda if present)")
     p.add_argument("--onnx", default=None, help="onnxruntime backend: ONNX file to use (default: cached beside the weights)")
     p.add_argument("--engine", default=None, help="tensorrt backend: the .plan engine to load")
@@ -64,11 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_jobs(args: argparse.Namespace) -> list[Job]:
     photos = [Path(p) for p in args.photos]
     if args.depth is None:
-        raise InputError("no --depth given: pass one depth map per photo (grey, bright = near), "
-                         "e.g. --depth samples/astronaut_depth.png")
-    depths = [Path(d) for d in args.depth]
-    if len(depths) != len(photos):
-        raise InputError(f"{len(photos)} photo(s) but {len(depths)} depth map(s): give one --depth per photo")
+        depths: list[Path | None] = [None] * len(photos)
+    else:
+        depths = [Path(d) for d in args.depth]
+        if len(depths) != len(photos):
+            raise InputError(f"{len(photos)} photo(s) but {len(depths)} depth map(s): give one --depth per photo")
     out = Path(args.output)
     if out.suffix.lower() in IMAGE_SUFFIXES:
         if len(photos) > 1:
@@ -94,10 +106,43 @@ def load_pair(job: Job, size: int) -> tuple[torch.Tensor, torch.Tensor, tuple[in
     return images.photo_to_tensor(photo, (size, size)), images.depth_to_tensor(depth, (size, size)), photo.size
 
 
+def find_faces(jobs: list[Job], max_faces: int) -> dict[Path, list]:
+    """Aligned faces (hida_rt.face.AlignedFace) of the photos given without a depth map, by photo.
+
+    Done for all photos before the model loads, so a photo without a face
+    fails the run before any sketch is written.
+    """
+    todo = [job for job in jobs if job.depth is None]
+    if not todo:
+        return {}
+    from .face import prepare_faces  # the face extra: MissingDependency says how to install it
+
+    return {job.photo: prepare_faces(np.asarray(images.read_image(job.photo, "RGB")), max_faces, source=str(job.photo))
+            for job in todo}
+
+
+def network_inputs(jobs: list[Job], faces: dict[Path, list], args: argparse.Namespace):
+    """(photo tensor, depth tensor, output size, output path) per network input, loaded lazily."""
+    size = (args.size, args.size)
+    for job in jobs:
+        if job.depth is not None:
+            photo, depth, photo_size = load_pair(job, args.size)
+            yield photo, depth, photo_size, job.output
+            continue
+        for k, face in enumerate(faces[job.photo]):
+            out = job.output if k == 0 else job.output.with_name(f"{job.output.stem}_face{k + 1}{job.output.suffix}")
+            if args.save_depth:
+                images.save_image(Image.fromarray(face.depth, mode="L"), out.with_name(f"{out.stem}_depth.png"))
+            # The sketch is of the aligned face, at the template's 256x256.
+            yield images.photo_to_tensor(face.photo, size), images.depth_to_tensor(face.depth, size), (256, 256), out
+
+
 def check_readable(jobs: list[Job]) -> None:
     """Fail before writing anything if any input cannot be opened."""
     for job in jobs:
         for path in (job.photo, job.depth):
+            if path is None:
+                continue
             if not path.is_file():
                 raise InputError(f"{path}: no such image file")
             try:
@@ -113,26 +158,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"--size {args.size} is not a multiple of {SIZE_MULTIPLE}")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if args.max_faces < 1:
+        raise InputError("--max-faces must be at least 1")
     style = styles.parse_style(args.style)
     jobs = plan_jobs(args)
     check_readable(jobs)
+    faces = find_faces(jobs, args.max_faces)
     t0 = time.perf_counter()
     backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
                              progress=not args.quiet)
-    bar = tqdm(total=len(jobs), unit="photo", disable=args.quiet or len(jobs) == 1, desc=f"sketch ({backend.name})")
-    for start in range(0, len(jobs), args.batch_size):
-        batch = jobs[start:start + args.batch_size]
-        pairs = [load_pair(job, args.size) for job in batch]
-        photo = torch.cat([p for p, _, _ in pairs])
-        depth = torch.cat([d for _, d, _ in pairs])
+    total = sum(len(faces[job.photo]) if job.depth is None else 1 for job in jobs)
+    bar = tqdm(total=total, unit="sketch", disable=args.quiet or total == 1, desc=f"sketch ({backend.name})")
+    inputs = network_inputs(jobs, faces, args)
+    while batch := list(itertools.islice(inputs, args.batch_size)):
+        photo = torch.cat([p for p, _, _, _ in batch])
+        depth = torch.cat([d for _, d, _, _ in batch])
         sketches = backend.run(photo, depth, style.expand(len(batch), 3).contiguous())
-        for job, (_, _, size), sketch in zip(batch, pairs, sketches):
-            images.save_image(images.sketch_to_image(sketch, size), job.output)
+        for (_, _, size, output), sketch in zip(batch, sketches):
+            images.save_image(images.sketch_to_image(sketch, size), output)
         bar.update(len(batch))
     bar.close()
     if not args.quiet:
-        where = jobs[0].output if len(jobs) == 1 else jobs[0].output.parent
-        print(f"wrote {len(jobs)} sketch{'es' if len(jobs) > 1 else ''} to {where} "
+        where = jobs[0].output if total == 1 else jobs[0].output.parent
+        print(f"wrote {total} sketch{'es' if total > 1 else ''} to {where} "
               f"(backend {backend.name}, style {styles.describe(style)}, {time.perf_counter() - t0:.1f} s)")
     return 0
 

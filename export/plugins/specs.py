@@ -69,6 +69,14 @@ class PluginSpec:
         ins = {name: k.dtypes[f"{name}_ptr"] for name in self.inputs}
         return ins, k.dtypes[k.outputs[0]]
 
+    def type_columns(self) -> list[str]:
+        """TensorRT autotune types per input then output: "FP32|FP16" where the tensor follows the data
+        dtype (the two columns pair up: all FP32 or all FP16), "FP32" where it is FP32 either way."""
+        names = {"fp32": "FP32", "fp16": "FP16"}
+        (ins32, out32), (ins16, out16) = self.dtypes("fp32"), self.dtypes("fp16")
+        pairs = [(ins32[i], ins16[i]) for i in self.inputs] + [(out32, out16)]
+        return [names[a] if a == b else f"{names[a]}|{names[b]}" for a, b in pairs]
+
     def ordered_scalars(self, shapes: Sequence[Shape], kernel=None) -> list[tuple[str, object]]:
         """The int32 extras as (name, value) in the kernel's parameter order."""
         kernel = kernel or self.kernel("fp32", shapes)

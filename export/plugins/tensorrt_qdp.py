@@ -18,9 +18,9 @@ TensorRT does not serialize the attributes of AOT plugins into the engine, so
 everything comes from the input tensors and their shapes.
 
 Import requires TensorRT; everything it calls (specs, compile) does not.
+No `from __future__ import annotations` here: tensorrt.plugin checks the
+annotations as classes (issubclass), so they must not become strings.
 """
-from __future__ import annotations
-
 from typing import List, Tuple, Union
 
 import tensorrt as trt
@@ -30,7 +30,6 @@ from .compile import DEFAULT_ARCH, compile_plugin
 from .specs import PLUGINS, plugin_spec
 
 AotResult = Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]
-_TRT_NAMES = {"fp16": "FP16", "fp32": "FP32"}
 
 
 def _data_dtype(desc: trtp.TensorDesc) -> str:
@@ -54,13 +53,8 @@ def target_arch() -> int:
 
 
 def _type_combination(name: str) -> trtp.AutoTuneCombination:
-    """"FP32|FP16" where the tensor follows the data dtype, "FP32" where it is FP32 either way."""
-    spec = plugin_spec(name)
-    (ins32, out32), (ins16, out16) = spec.dtypes("fp32"), spec.dtypes("fp16")
-    cols = [f"{_TRT_NAMES[ins32[i]]}|{_TRT_NAMES[ins16[i]]}" if ins32[i] != ins16[i] else _TRT_NAMES[ins32[i]]
-            for i in spec.inputs]
-    cols.append(f"{_TRT_NAMES[out32]}|{_TRT_NAMES[out16]}" if out32 != out16 else _TRT_NAMES[out32])
-    return trtp.AutoTuneCombination(", ".join(cols), "LINEAR")
+    """The kernel's dtypes (specs.PluginSpec.type_columns), linear layout, the default tactic."""
+    return trtp.AutoTuneCombination(", ".join(plugin_spec(name).type_columns()), "LINEAR")
 
 
 def _aot(name: str, inputs: tuple) -> AotResult:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import file_sha256
 from ..errors import BackendUnavailable, HidaError, InputError
 from .base import Backend
 
@@ -62,12 +61,11 @@ class TensorRTBackend(Backend):
         from hida_rt.export.tensorrt_builder import environment
         self.engine_path = Path(engine)
         self.manifest = _load_manifest(engine)
-        for line in m.check_runnable(self.manifest, environment(), self.engine_path):
-            print(f"hida_rt: warning: {line}", file=sys.stderr)
-        if verify_hash and file_sha256(self.engine_path) != self.manifest.engine_sha256:
-            raise BackendUnavailable(f"{self.engine_path}: the plan's SHA-256 differs from its manifest's (replaced "
-                                     f"or damaged file); rebuild with python -m hida_rt.build")
         self.device = torch.device(device if device not in (None, "auto") else "cuda")
+        for line in m.check_runnable(self.manifest, environment(self.device), self.engine_path):
+            print(f"hida_rt: warning: {line}", file=sys.stderr)
+        if verify_hash:
+            m.check_engine_file(self.engine_path, self.manifest)
         self.height, self.width = self.manifest.height, self.manifest.width
         self.max_batch = self.manifest.max_batch()
         self.use_cuda_graph = cuda_graph
@@ -106,12 +104,17 @@ class TensorRTBackend(Backend):
     def unavailable_reason(cls, engine=None, device=None, **options) -> str | None:
         if not engine:
             return f"no engine given: pass --engine PLAN ({BUILD_HINT})"
-        if device not in (None, "auto") and torch.device(device).type != "cuda":
+        try:
+            kind = torch.device(device).type if device not in (None, "auto") else "cuda"
+        except RuntimeError:
+            return f"unknown device {device!r}; TensorRT engines run on cuda or cuda:N"
+        if kind != "cuda":
             return f"TensorRT engines run on a CUDA GPU, not on --device {device}"
         try:
             manifest = _load_manifest(engine)
             from hida_rt.export.tensorrt_builder import environment
-            _manifest_module().check_runnable(manifest, environment(), Path(engine))
+            cuda = torch.device(device) if device not in (None, "auto") else None
+            _manifest_module().check_runnable(manifest, environment(cuda), Path(engine))
         except HidaError as e:
             return str(e)
         return None

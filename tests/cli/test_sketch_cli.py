@@ -13,8 +13,10 @@ from hida_rt import images
 from hida_rt.styles import parse_style
 
 
-def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hida_rt.sketch", *map(str, args)],
+def run(*args, cwd=None, backend="eager"):
+    """The CLI as a user runs it; eager unless asked (these tests are about the CLI, not backends)."""
+    extra = [] if "--help" in args else ["--backend", backend]
+    return subprocess.run([sys.executable, "-m", "hida_rt.sketch", *map(str, args), *extra],
                           capture_output=True, text=True, cwd=cwd)
 
 
@@ -100,12 +102,6 @@ def test_bad_input_one_line_and_no_output(tmp_path, spread_ckpt, sample_pair, ca
     r = run(*args)
     assert_one_line_error(r, expect)
     assert not out.exists() or not any(out.iterdir())
-
-
-def test_no_depth_without_face_front_end_explains(tmp_path, spread_ckpt, sample_pair):
-    r = run(sample_pair[0], "--weights", spread_ckpt, "-o", tmp_path / "o.png")
-    assert r.returncode != 0 and not (tmp_path / "o.png").exists()
-    assert "depth" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_help_explains_usage():

@@ -13,13 +13,14 @@ Nothing here needs TensorRT or a GPU; the L4/L5 modules skip by themselves.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import onnx
 import pytest
 import torch
 
 from hida_rt.export import trt_parity
+from hida_rt.export.manifest import Manifest, now_utc
 from hida_rt.export.graph_passes import tensorrt_onnx
 from hida_rt.export.onnx_export import build_onnx_model
 
@@ -53,3 +54,24 @@ def l2_case(spread_model) -> L2Case:
     with torch.no_grad():
         eager = spread_model(photo, depth, style)
     return L2Case(photo, depth, style, eager, seed)
+
+
+def _built_manifest(**changes) -> Manifest:
+    m = Manifest(
+        status="built", engine="hida_fp16.plan", trt_onnx="hida_fp16.trt.onnx", precision="fp16", height=256,
+        width=256, batch={"min": 1, "opt": 1, "max": 8},
+        inputs=[{"name": "photo", "dtype": "float32", "shape": [-1, 3, 256, 256]},
+                {"name": "depth", "dtype": "float32", "shape": [-1, 1, 256, 256]},
+                {"name": "style", "dtype": "float32", "shape": [-1, 3]}],
+        outputs=[{"name": "sketch", "dtype": "float32", "shape": [-1, 1, 256, 256]}],
+        weights_sha256="a" * 64, trt_onnx_sha256="b" * 64, hida_rt_version="0.1.0", created=now_utc(),
+        plugins={"ida": 7}, engine_sha256="c" * 64, tensorrt_version="10.9.0.34", cuda_version="12.8",
+        gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0",
+        parity={"engine": {"passed": True, "psnr_db_01": 55.0}})
+    return replace(m, **changes)
+
+
+@pytest.fixture
+def built_manifest():
+    """built_manifest(**changes): a valid manifest of a built H100 engine (TensorRT 10.9.0.34), changed as asked."""
+    return _built_manifest

@@ -157,7 +157,10 @@ def test_registration_follows_the_tensorrt_plugin_schema():
     tensorrt.plugin validates exactly these parameter names and orders (and a return annotation on
     register and aot_impl); a plugin without attributes must not declare any.
     """
-    funcs = _functions(ast.parse(QDP_SOURCE.read_text()))
+    tree = ast.parse(QDP_SOURCE.read_text())
+    # tensorrt.plugin calls issubclass() on the annotations: postponed (string) annotations would fail there.
+    assert not any(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in tree.body)
+    funcs = _functions(tree)
     for spec in PLUGINS.values():
         pid = spec.plugin_id
         params = {kind: [a.arg for a in funcs[f"{kind}:{pid}"].args.args] for kind in ("register", "autotune",
@@ -178,3 +181,13 @@ def test_nothing_but_the_registration_imports_tensorrt():
             "assert 'tensorrt' not in sys.modules, 'tensorrt imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_autotune_types_are_the_kernels_dtypes():
+    """What autotune advertises: data FP32 or FP16 together, parameters and means FP32 either way."""
+    both, f32 = "FP32|FP16", "FP32"
+    assert PLUGINS["ida"].type_columns() == [both, both, f32, f32, both]
+    assert PLUGINS["meta_acon_mean"].type_columns() == [both, f32]
+    assert PLUGINS["meta_acon_apply"].type_columns() == [both] + [f32] * 7 + [both]
+    assert PLUGINS["acon_const"].type_columns() == [both, f32, f32, f32, both]
+    assert PLUGINS["deform_conv"].type_columns() == [both, both, both, f32, both]

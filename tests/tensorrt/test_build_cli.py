@@ -1,0 +1,83 @@
+"""python -m hida_rt.build: arguments, and the machine-without-TensorRT path end to end.
+
+On a machine without TensorRT or a GPU (every CI machine of this project) the
+command must still write the TensorRT ONNX and an unbuilt manifest, verify
+the ONNX in the reference evaluator when asked, and stop with one line that
+names what is missing and the command to run elsewhere (exit code 3).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import onnx
+import pytest
+
+from hida_rt.build import EXIT_NOT_BUILT, finish_command, build_parser
+from hida_rt.build import main as build_main
+from hida_rt.checkpoint import file_sha256
+from hida_rt.cli import run_cli
+from hida_rt.export.graph_passes import plugin_nodes
+from hida_rt.export.manifest import read_manifest
+from hida_rt.export.tensorrt_builder import missing_for_build
+
+
+def run_build(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_cli(build_main, argv, prog="hida_rt.build")
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_help_names_the_outputs_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("--weights", "--max-batch", "--verify", "--height", "Exit codes", ".trt.onnx", "manifest"):
+        assert word in text
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-batch", "0"], "--max-batch"),
+    (["--max-batch", "2", "--opt-batch", "3"], "--opt-batch"),
+    (["--height", "300"], "multiple of 256"),
+])
+def test_bad_arguments_fail_in_one_line_before_any_work(tmp_path, spread_ckpt, extra, message):
+    code, _, err = run_build(["--weights", str(spread_ckpt), "-o", str(tmp_path / "e.plan"), "-q", *extra])
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_weights(tmp_path):
+    code, _, err = run_build(["--weights", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "e.plan")])
+    assert code == 2 and "no such checkpoint" in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(missing_for_build() is None, reason="this machine can build engines; see test_l5_engine.py")
+def test_without_tensorrt_writes_onnx_and_unbuilt_manifest(tmp_path, spread_ckpt):
+    plan = tmp_path / "engines" / "hida_fp16.plan"
+    argv = ["--weights", str(spread_ckpt), "-o", str(plan), "--max-batch", "4", "--verify", "-q"]
+    code, out, err = run_build(argv)
+    assert code == EXIT_NOT_BUILT, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hida_rt.build: error: no engine built: ")
+    assert missing_for_build() in lines[0]
+    expected = finish_command(build_parser().parse_args(argv))
+    assert lines[0].endswith(f"run: {expected}") and "--max-batch 4" in expected and "--verify" in expected
+    assert not plan.exists()
+    onnx_file, manifest_file = plan.with_name("hida_fp16.trt.onnx"), plan.with_name("hida_fp16.plan.json")
+    m = read_manifest(manifest_file)
+    assert (m.status, m.engine, m.trt_onnx, m.precision) == ("unbuilt", "hida_fp16.plan", onnx_file.name, "fp16")
+    assert m.finish_command == expected and m.missing == missing_for_build()
+    assert m.weights_sha256 == file_sha256(spread_ckpt) and m.trt_onnx_sha256 == file_sha256(onnx_file)
+    assert m.batch == {"min": 1, "opt": 1, "max": 4}
+    assert [t["name"] for t in m.inputs] == ["photo", "depth", "style"] and m.outputs[0]["name"] == "sketch"
+    assert sum(m.plugins.values()) == 45 and m.graph_passes["precision"] == "fp16"
+    # --verify without TensorRT: the TensorRT ONNX itself, in the reference evaluator, on the sample faces.
+    ref = m.parity["reference_evaluator"]
+    assert ref["passed"] and ref["nonfinite"] == 0 and len(ref["cases"]) == 2, json.dumps(ref)
+    model = onnx.load(str(onnx_file))
+    assert len(plugin_nodes(model)) == 45
+    assert {p.key: p.value for p in model.metadata_props}["hida_rt.weights_sha256"] == m.weights_sha256
