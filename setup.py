@@ -28,7 +28,7 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-benchmark", "triton>=3.2", "onnx-graphsurgeon>=0.5"],
         "gpu": ["triton>=3.2", "cuda-python"],
-        "tensorrt": ["tensorrt>=10.9", "onnx-graphsurgeon>=0.5"],
+        "tensorrt": ["tensorrt>=10.9", "onnx-graphsurgeon>=0.5", "triton>=3.2"],  # aot_impl compiles with Triton
         # The face front end also needs `pip install --no-deps mediapipe==0.10.21` (the last
         # release that bundles its models; its declared deps would pull jax and a second
         # OpenCV). protobuf: onnx needs >= 6.31, MediaPipe breaks on 7.

@@ -47,15 +47,15 @@ class ParityFailed(HidaError):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m hida_rt.build",
-        description="Build HIDA's TensorRT engine (FP16, strongly typed, hida_rt AOT plugins) and its manifest. "
-                    "Needs TensorRT >= 10.9 and a CUDA GPU for the engine; without them it writes the TensorRT "
-                    "ONNX and an unbuilt manifest and says how to finish elsewhere.",
+        description="Build HIDA's TensorRT engine (FP16, strongly typed, hida_rt AOT plugins) and its manifest.\n"
+                    "Needs TensorRT >= 10.9 and a CUDA GPU for the engine; without them it writes the TensorRT\n"
+                    "ONNX and an unbuilt manifest, and says how to finish the build elsewhere.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Writes beside the engine: <engine stem>.trt.onnx (TensorRT ONNX), <engine>.json (manifest), "
-               "<engine stem>.timing.cache.\n"
-               f"Exit codes: 0 built (and verified); 2 bad input or build failure; {EXIT_NOT_BUILT} no TensorRT or "
-               f"no GPU here (ONNX and unbuilt manifest written); {EXIT_PARITY} built, but --verify missed the "
-               f"precision targets (figures in the manifest).\n"
+        epilog="Writes beside the engine: <engine stem>.trt.onnx (the TensorRT ONNX), <engine>.json (the\n"
+               "manifest), <engine stem>.timing.cache.\n\n"
+               f"Exit codes: 0 built (and verified); 2 bad input or build failure; {EXIT_NOT_BUILT} no TensorRT or no\n"
+               f"GPU here (ONNX and unbuilt manifest written); {EXIT_PARITY} built, but --verify missed the precision\n"
+               "targets (the figures are in the manifest).\n\n"
                "Example: python -m hida_rt.build --weights hida.pth -o engines/hida_fp16.plan --max-batch 8 --verify")
     p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
     p.add_argument("--output", "-o", default=DEFAULT_ENGINE, help=f"engine file to write (default {DEFAULT_ENGINE})")

@@ -9,6 +9,11 @@
   once per precision on it (~3 s each).
 
 Nothing here needs TensorRT or a GPU; the L4/L5 modules skip by themselves.
+
+This folder must stay without an __init__.py: with pytest's `pythonpath =
+tests` it would become a regular package named `tensorrt` and shadow the
+real TensorRT. As a namespace package it only answers `import tensorrt` where
+TensorRT is absent, which hida_rt's probes treat as absent (no __version__).
 """
 from __future__ import annotations
 
@@ -20,8 +25,8 @@ import pytest
 import torch
 
 from hida_rt.export import trt_parity
-from hida_rt.export.manifest import Manifest, now_utc
 from hida_rt.export.graph_passes import tensorrt_onnx
+from hida_rt.export.manifest import Manifest, now_utc
 from hida_rt.export.onnx_export import build_onnx_model
 
 
