@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from hida_rt.cli import run_cli
+from hida_rt.errors import InputError
 from hida_rt.model import SIZE_MULTIPLE
 
 from .onnx_deform import MIN_OPSET
@@ -38,14 +39,16 @@ def _export_onnx(args: argparse.Namespace) -> str:
 
 def _pt2_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="pt2: device to compile for (default cpu)")
-    group.add_argument("--batch", type=int, default=1, help="pt2: fixed batch size (default 1)")
+    group.add_argument("--batch", type=int, default=None, help="pt2: fixed batch size (default 1)")
     group.add_argument("--max-batch", type=int, default=None, help="pt2: dynamic batch 1..MAX instead of a fixed one")
 
 
 def _export_pt2(args: argparse.Namespace) -> str:
     from .aoti import package_aoti
+    if args.batch is not None and args.max_batch is not None:
+        raise InputError("--batch (a fixed batch) and --max-batch (a dynamic one) exclude each other; give one")
     return package_aoti(args.weights, args.output, device=args.device, height=args.height, width=args.width,
-                        batch=args.batch, max_batch=args.max_batch, progress=not args.quiet).line()
+                        batch=args.batch or 1, max_batch=args.max_batch, progress=not args.quiet).line()
 
 
 FORMATS: dict[str, Format] = {
@@ -77,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.format != "pt2" and any(getattr(args, o) is not None for o in ("batch", "max_batch")):
+        raise InputError("--batch/--max-batch apply to --format pt2 only (ONNX has a dynamic batch)")
     print(FORMATS[args.format].export(args))
     return 0
 

@@ -63,8 +63,11 @@ def _read(path: Path) -> object:
             ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (unpickling failed)") from None
     except Exception as e:  # untrusted bytes can trip any error inside the unpickler
+        if isinstance(e, (KeyError, IndexError, TypeError, AttributeError)):
+            # the unpickler's internals (e.g. KeyError(101)) mean nothing to a user
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
         reason = str(e).split(". ")[0].splitlines()[0][:120] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({reason})") from None
 
 
 def generator_state(obj: object, path: Path | str = "checkpoint") -> dict[str, torch.Tensor]:

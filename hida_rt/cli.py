@@ -36,8 +36,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise InputError(f"{path}: exists and is not a regular file; choose another output")
     if path.parent.exists() and not path.parent.is_dir():
         raise InputError(f"{path}: {path.parent} is not a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -45,7 +48,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as e:
+            raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail early, before slow work, if atomic_path could not write `path` (probes; writes nothing)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: exists and is not a regular file; choose another output")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=f".{path.stem}.", suffix=".probe", dir=path.parent):
+            pass
+    except OSError as e:
+        raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output") from None

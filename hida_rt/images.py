@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .cli import atomic_path
 from .errors import InputError
@@ -21,11 +21,23 @@ NET_SIZE = 256
 def read_image(path: str | Path, mode: str) -> Image.Image:
     """Open an image file as PIL `mode` ("RGB" or "L"), with one-line errors."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected an image file")
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
     try:
         with Image.open(path) as im:
             im.load()
+            # Phone photos are stored sideways with an EXIF rotation; the depth map is upright.
+            im = ImageOps.exif_transpose(im)
+            if mode == "L" and im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                # 16-bit depth maps: scale the full 16-bit range to 8 bits (convert("L") would clip).
+                grey = np.clip(np.asarray(im, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+                return Image.fromarray(grey, mode="L")
+            if mode == "L" and im.mode == "F":
+                raise InputError(f"{path}: a floating-point image; save the depth map as 8- or 16-bit grey")
             return im.convert(mode)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{path}: cannot read as an image ({str(e).splitlines()[0][:100] or type(e).__name__})") from None

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 
 from .checkpoint import LIGHTNING_PREFIX
-from .cli import atomic_path, run_cli
+from .cli import atomic_path, check_writable, run_cli
 from .errors import InputError
 from .model import full_shapes
 
@@ -91,8 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"xavier-normal gain of the conv weights (default {AUTHORS_GAIN}, the authors' init)")
     p.add_argument("--plain", action="store_true", help="write a plain generator state dict instead of a Lightning .ckpt")
     args = p.parse_args(argv)
-    if not args.gain > 0:
-        raise InputError(f"--gain must be positive, got {args.gain}")
+    if not 0 < args.gain < math.inf:
+        raise InputError(f"--gain must be a positive finite number, got {args.gain}")
+    if not 0 <= args.seed < 2**63:
+        raise InputError(f"--seed must be in 0 .. 2**63-1, got {args.seed}")
+    check_writable(args.output)
     t0 = time.perf_counter()
     obj = random_generator_state(args.seed, args.gain) if args.plain else random_lightning_checkpoint(args.seed, args.gain)
     with atomic_path(args.output) as tmp, open(tmp, "wb") as f:
@@ -100,9 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # seed gives byte-identical files wherever it is written.
         torch.save(obj, f)
     sd = obj if args.plain else obj["state_dict"]
-    n = sum(v.numel() for v in sd.values() if v.is_floating_point())
+    gen = {k: v for k, v in sd.items() if args.plain or k.startswith(LIGHTNING_PREFIX)}
+    n = sum(v.numel() for v in gen.values() if v.is_floating_point())
+    extra = "" if args.plain else f" (+{len(sd) - len(gen)} discriminator tensors)"
     print(f"wrote {args.output}: {'plain state dict' if args.plain else 'Lightning checkpoint'}, "
-          f"{len(sd)} tensors, {n / 1e6:.1f} M parameters, seed {args.seed}, gain {args.gain} "
+          f"{len(gen)} generator tensors{extra}, {n / 1e6:.1f} M generator parameters, seed {args.seed}, gain {args.gain} "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0
 

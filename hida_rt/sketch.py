@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import images, styles
 from .backends import CHOICES, create_backend
-from .cli import run_cli
+from .cli import check_writable, run_cli
 from .errors import InputError
 from .model import SIZE_MULTIPLE
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "as STEM_sketch_face2.png, ... (default 1)")
     p.add_argument("--save-depth", action="store_true",
                    help="without --depth: also write each estimated depth map beside its sketch (..._depth.png)")
-    p.add_argument("--style", "-s", nargs="+", default=["2"],
+    p.add_argument("--style", "-s", default="2",
                    help="FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
                         "for styles 1,2,3, e.g. 0.5,0,0.5 (default 2)")
     p.add_argument("--backend", "-b", choices=CHOICES, default="auto",
@@ -82,6 +82,8 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
         if len(depths) != len(photos):
             raise InputError(f"{len(photos)} photo(s) but {len(depths)} depth map(s): give one --depth per photo")
     out = Path(args.output)
+    if out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES and not out.is_dir():
+        raise InputError(f"-o {out}: unknown image extension {out.suffix!r}; name a .png/.jpg file or a directory")
     if out.suffix.lower() in IMAGE_SUFFIXES:
         if len(photos) > 1:
             raise InputError(f"-o {out} names one file but {len(photos)} photos were given; pass a directory")
@@ -143,6 +145,8 @@ def check_readable(jobs: list[Job]) -> None:
         for path in (job.photo, job.depth):
             if path is None:
                 continue
+            if path.is_dir():
+                raise InputError(f"{path}: is a directory, expected an image file")
             if not path.is_file():
                 raise InputError(f"{path}: no such image file")
             try:
@@ -155,7 +159,7 @@ def check_readable(jobs: list[Job]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.size <= 0 or args.size % SIZE_MULTIPLE:
-        raise InputError(f"--size {args.size} is not a multiple of {SIZE_MULTIPLE}")
+        raise InputError(f"--size {args.size} is not a positive multiple of {SIZE_MULTIPLE}")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     if args.max_faces < 1:
@@ -164,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = plan_jobs(args)
     check_readable(jobs)
     faces = find_faces(jobs, args.max_faces)
+    for job in jobs:
+        check_writable(job.output)  # before the slow part, not after it
     t0 = time.perf_counter()
     backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
                              progress=not args.quiet)

@@ -6,6 +6,7 @@ outlines, style 3: heavy shading).
 """
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -21,7 +22,7 @@ def style_vector(weights: tuple[float, float, float] | list[float]) -> torch.Ten
     if len(weights) != 3:
         raise InputError(f"a style mix needs three weights (styles 1, 2, 3), got {len(weights)}")
     w = [float(x) for x in weights]
-    if any(x < 0 or x != x for x in w) or sum(w) <= 0:
+    if any(x < 0 or not math.isfinite(x) for x in w) or not 0 < sum(w) < math.inf:
         raise InputError(f"style weights must be non-negative and not all zero, got {w}")
     total = sum(w)
     vec = torch.zeros(3)

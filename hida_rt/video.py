@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"output video ({', '.join(OUTPUT_SUFFIXES)}; default: INPUT-STEM_sketch.mp4 beside the "
                         "input, webcam_sketch.mp4 for a webcam)")
     p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
-    p.add_argument("--style", "-s", nargs="+", default=["2"],
+    p.add_argument("--style", "-s", default="2",
                    help="FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
                         "for styles 1,2,3, e.g. 0.5,0,0.5 (default 2)")
     p.add_argument("--backend", "-b", choices=CHOICES, default="auto", help="inference backend (default auto)")

@@ -43,6 +43,13 @@ def resolve(name: str = "auto", **options) -> str:
         if reason:
             raise BackendUnavailable(f"backend {name!r} cannot run here: {reason}")
         return name
+    if options.get("engine"):
+        # A named engine means the user wants TensorRT: say why not rather than quietly run another backend.
+        reason = unavailable_reason("tensorrt", **options)
+        if reason:
+            raise BackendUnavailable(f"--engine {options['engine']} was given, but the tensorrt backend cannot run "
+                                     f"here: {reason}")
+        return "tensorrt"
     for candidate in BACKEND_NAMES:
         if unavailable_reason(candidate, **options) is None:
             return candidate

@@ -78,7 +78,7 @@ def test_bad_input_one_line_and_no_output(tmp_path, spread_ckpt, sample_pair, ca
         "corrupt_weights": "not a PyTorch checkpoint",
         "bad_photo": "cannot read as an image",
         "depth_count": "give one --depth per photo",
-        "bad_size": "not a multiple of 256",
+        "bad_size": "not a positive multiple of 256",
         "bad_style": "style must be 1, 2 or 3",
         "aspect": "must show the same aligned face",
     }[case]

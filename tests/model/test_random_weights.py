@@ -49,7 +49,7 @@ def test_cli_writes_identical_files_for_a_seed(tmp_path):
         r = subprocess.run([sys.executable, "-m", "hida_rt.random_weights", "-o", str(p), "--seed", "4", "--plain"],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-        assert "768 tensors" in r.stdout
+        assert "768 generator tensors" in r.stdout
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     assert len(digests) == 1
     assert not list(tmp_path.rglob("*.tmp*"))

@@ -20,7 +20,8 @@ def test_mix_maps_each_weight_to_its_channel_and_normalises():
     assert describe(v) == "mix0.25-0.50-0.25" and describe(parse_style("3")) == "s3"
 
 
-@pytest.mark.parametrize("bad", ["4", "0", "x", "1,2", "-1,1,1", "0,0,0", "1,2,3,4"])
+@pytest.mark.parametrize("bad", ["4", "0", "x", "1,2", "-1,1,1", "0,0,0", "1,2,3,4", "inf,0,0", "nan,1,1",
+                                 "1e308,1e308,0"])
 def test_bad_styles_are_refused(bad):
     with pytest.raises(InputError):
         parse_style(bad)

@@ -37,7 +37,7 @@ std::string first_line(const std::string& text) {
 class AotiBackend : public Backend {
  public:
   AotiBackend(const std::string& path, const AotiOptions& options) : path_(path), device_(at::kCPU) {
-    if (!std::ifstream(path).good()) throw Error(path + ": no such file (make one with python -m hida_rt.export.aoti)");
+    if (!std::ifstream(path).good()) throw Error(path + ": no such file (make one with python -m hida_rt.export --format pt2)");
     std::unordered_map<std::string, std::string> meta;
     try {
       meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path, "model");

@@ -1,0 +1,82 @@
+"""Inputs users really have: 16-bit depth maps, rotated phone photos, odd option orders, bad paths."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hida_rt import images
+from hida_rt.backends import create_backend
+from hida_rt.errors import BackendUnavailable, InputError
+
+
+def sketch_cli(*args):
+    return subprocess.run([sys.executable, "-m", "hida_rt.sketch", *map(str, args)], capture_output=True, text=True)
+
+
+def test_16bit_depth_reads_like_its_8bit_version(tmp_path, sample_pair):
+    grey = np.asarray(Image.open(sample_pair[1]).convert("L"))
+    deep = tmp_path / "depth16.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(deep)  # the full 16-bit range
+    assert Image.open(deep).mode.startswith("I")
+    np.testing.assert_array_equal(np.asarray(images.read_image(deep, "L")), grey)
+
+
+def test_float_depth_is_refused(tmp_path):
+    path = tmp_path / "depth.tif"
+    Image.fromarray(np.random.rand(8, 8).astype(np.float32), mode="F").save(path)
+    with pytest.raises(InputError, match="floating-point"):
+        images.read_image(path, "L")
+
+
+def test_exif_rotation_is_applied(tmp_path, sample_pair):
+    upright = Image.open(sample_pair[0]).convert("RGB").resize((256, 128))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a phone stores, sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif, quality=100)
+    got = images.read_image(path, "RGB")
+    assert got.size == (256, 128)
+    assert np.abs(np.asarray(got, dtype=int) - np.asarray(upright, dtype=int)).mean() < 8
+
+
+def test_directory_and_empty_images(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match="is a directory"):
+        images.read_image(tmp_path, "RGB")
+    with pytest.raises(InputError, match="empty"):
+        images.read_image(tmp_path / "empty.png", "RGB")
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:x", "meta"])
+def test_bad_device_is_one_line(spread_ckpt, device):
+    with pytest.raises(BackendUnavailable, match="cpu, cuda or cuda:N"):
+        create_backend("eager", spread_ckpt, device=device)
+
+
+def test_auto_with_an_engine_says_why_tensorrt_cannot_run(spread_ckpt, tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="--engine .* was given, but the tensorrt backend cannot run"):
+            create_backend("auto", spread_ckpt, engine=str(tmp_path / "x.plan"))
+
+
+def test_unwritable_output_fails_before_inference_in_one_line(spread_ckpt, sample_pair):
+    r = sketch_cli(sample_pair[0], "--depth", sample_pair[1], "--weights", spread_ckpt, "-b", "eager",
+                   "-o", "/proc/hida_rt_test/x.png")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "cannot write there" in r.stderr
+
+
+def test_style_before_photo_and_unknown_extension(tmp_path, spread_ckpt, sample_pair):
+    out = tmp_path / "s.png"
+    r = sketch_cli("--style", "3", sample_pair[0], "--depth", sample_pair[1], "--weights", spread_ckpt,
+                   "-b", "eager", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert out.exists()
+    r = sketch_cli(sample_pair[0], "--depth", sample_pair[1], "--weights", spread_ckpt, "-o", tmp_path / "x.txt")
+    assert r.returncode == 2 and "unknown image extension" in r.stderr and not (tmp_path / "x.txt").exists()
