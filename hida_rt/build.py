@@ -96,6 +96,8 @@ def _check_args(args) -> None:
     check_size(args.height, args.width)
     if args.max_batch < 1:
         raise InputError("--max-batch must be at least 1")
+    if args.workspace is not None and args.workspace < 1:
+        raise InputError("--workspace must be a positive number of MB")
     if not 1 <= args.opt_batch <= args.max_batch:
         raise InputError(f"--opt-batch must be between 1 and --max-batch ({args.max_batch})")
     if not Path(args.weights).is_file():
@@ -108,6 +110,8 @@ def finish_command(args) -> str:
            "--max-batch", str(args.max_batch), "--height", str(args.height), "--width", str(args.width)]
     if args.opt_batch != 1:
         cmd += ["--opt-batch", str(args.opt_batch)]
+    if args.workspace is not None:
+        cmd += ["--workspace", str(args.workspace)]
     if args.verify:
         cmd.append("--verify")
     return shlex.join(cmd)

@@ -164,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--batch-size must be at least 1")
     if args.max_faces < 1:
         raise InputError("--max-faces must be at least 1")
+    if args.depth is not None and (args.save_depth or args.max_faces != 1):
+        raise InputError("--save-depth and --max-faces apply only without --depth (when faces are found and "
+                         "their depth estimated)")
     style = styles.parse_style(args.style)
     jobs = plan_jobs(args)
     check_readable(jobs)

@@ -79,6 +79,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError("--max-frames must be at least 1")
+    if args.net_height is not None and not args.whole_frame:
+        raise InputError("--net-height applies to --whole-frame only (face mode runs the 256x256 template)")
     if args.net_height is not None and (args.net_height <= 0 or args.net_height % SIZE_MULTIPLE):
         raise InputError(f"--net-height {args.net_height} is not a positive multiple of {SIZE_MULTIPLE}")
     if not 0 <= args.crf <= 51:

@@ -1,13 +1,14 @@
 """The face front end: frame in, aligned 256×256 photo + depth map per face out."""
 from __future__ import annotations
 
+import atexit
 import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
-from ._deps import require_cv2
+from ._deps import native_stderr_silenced, require_cv2
 from .depth import render_depth
 from .landmarks import MeshLocator, Roi, eye_centres, roi_from_landmarks
 from .smoothing import OneEuroFilter, Smoothing
@@ -141,7 +142,16 @@ class FaceFrontEnd:
 
 @functools.lru_cache(maxsize=4)
 def _still_front_end(max_faces: int) -> FaceFrontEnd:
-    return FaceFrontEnd(max_faces=max_faces)
+    front_end = FaceFrontEnd(max_faces=max_faces)
+    # Torn down by the interpreter at exit, MediaPipe's graphs can print a stray
+    # pybind11_protobuf error after a CLI's one-line message: close them silenced.
+    atexit.register(_close_silenced, front_end)
+    return front_end
+
+
+def _close_silenced(front_end: FaceFrontEnd) -> None:
+    with native_stderr_silenced():
+        front_end.close()
 
 
 def prepare_faces(rgb: np.ndarray, max_faces: int = 1, *, source: str = "the image") -> list[AlignedFace]:
