@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .model import HIDAGenerator, inference_shapes
 
 LIGHTNING_PREFIX = "Generator."
@@ -66,7 +66,7 @@ def _read(path: Path) -> object:
         if isinstance(e, (KeyError, IndexError, TypeError, AttributeError)):
             # the unpickler's internals (e.g. KeyError(101)) mean nothing to a user
             raise CheckpointError(f"{path}: not a PyTorch checkpoint") from None
-        reason = str(e).split(". ")[0].splitlines()[0][:120] if str(e) else type(e).__name__
+        reason = first_line(e, 200).split(". ")[0][:120]
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({reason})") from None
 
 

@@ -1,6 +1,12 @@
 """User-facing errors: each prints as one line and exits non-zero (see hida_rt.cli)."""
 
 
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's reason as one short line (its type name when the message is empty)."""
+    text = getattr(e, "strerror", None) or str(e)
+    return (text.splitlines() or [type(e).__name__])[0][:limit] or type(e).__name__
+
+
 class HidaError(Exception):
     """An error caused by the user's input or environment, reported without a traceback."""
 

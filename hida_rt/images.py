@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .cli import atomic_path
-from .errors import InputError
+from .errors import InputError, first_line
 
 NET_SIZE = 256
 
@@ -40,7 +40,7 @@ def read_image(path: str | Path, mode: str) -> Image.Image:
                 raise InputError(f"{path}: a floating-point image; save the depth map as 8- or 16-bit grey")
             return im.convert(mode)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: cannot read as an image ({str(e).splitlines()[0][:100] or type(e).__name__})") from None
+        raise InputError(f"{path}: cannot read as an image ({first_line(e, 100)})") from None
 
 
 def photo_to_tensor(photo: Image.Image | np.ndarray, size: tuple[int, int] = (NET_SIZE, NET_SIZE)) -> torch.Tensor:

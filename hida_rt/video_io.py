@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import HidaError, InputError, MissingDependency
+from .errors import first_line, HidaError, InputError, MissingDependency
 
 VIDEO_INSTALL = "pip install av==18.1.0"
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
@@ -38,8 +38,7 @@ def require_av() -> ModuleType:
 
 def _first_line(e: BaseException) -> str:
     """FFmpeg's reason without PyAV's errno and file-name decoration."""
-    text = getattr(e, "strerror", None) or str(e)
-    return (text.splitlines() or [type(e).__name__])[0][:160]
+    return first_line(e)
 
 
 @dataclass
@@ -189,6 +188,13 @@ class _AudioPassThrough:
     def __init__(self, av: ModuleType, source: Path, output):
         self._av = av
         self._input = av.open(str(source))
+        try:
+            self._setup(output)
+        except Exception:
+            self._input.close()  # not leaked when the output cannot take this audio
+            raise
+
+    def _setup(self, output) -> None:
         self._in_stream = self._input.streams.audio[0]
         name = self._in_stream.codec_context.name
         # Matroska holds any codec. MP4/MOV's muxer claims more than it can
@@ -307,7 +313,9 @@ class H264Writer:
                 self._container.close()
 
     def abort(self) -> None:
-        try:
-            self._container.close()
-        except Exception:  # the file is being discarded; its state no longer matters
-            pass
+        for closable in (self._container, getattr(self._audio, "_input", None)):
+            try:
+                if closable is not None:
+                    closable.close()
+            except Exception:  # the file is being discarded; its state no longer matters
+                pass

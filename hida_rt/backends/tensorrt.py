@@ -173,6 +173,9 @@ class TensorRTBackend(Backend):
                              f"resize, or build another engine with --height {h} --width {w}")
         prepared = [t.to(self.device, self._dtypes[name]).contiguous()
                     for name, t in zip(INPUT_NAMES, (photo, depth, style))]
+        # The engine runs on its own stream: order it after the caller's work that made the inputs
+        # (and after the previous call's cat, whose chunk memory this stream's allocator may reuse).
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
         chunks = [self._run_chunk(*(t[i:i + self.max_batch] for t in prepared))
                   for i in range(0, photo.shape[0], self.max_batch)]
         return torch.cat(chunks).float()

@@ -106,7 +106,9 @@ def test_create_backend_and_auto_never_pick_an_unusable_engine(engine):
         create_backend("tensorrt", None, engine=None)
     assert resolve("auto", weights=None, engine=None, device="cpu") != "tensorrt"
     if environment().tensorrt_version is None:
-        assert resolve("auto", weights=None, engine=str(engine), device="cpu") != "tensorrt"
+        # An engine the user named but that cannot run is refused with the reason, not silently swapped.
+        with pytest.raises(BackendUnavailable, match="was given, but the tensorrt backend cannot run here"):
+            resolve("auto", weights=None, engine=str(engine), device="cpu")
 
 
 def test_sketch_cli_reports_the_refusal_in_one_line(capsys, sample_pair, spread_ckpt, tmp_path):
