@@ -46,7 +46,7 @@ import torch
 from hida_rt.checkpoint import file_sha256, load_generator
 from hida_rt.cli import atomic_path, run_cli
 from hida_rt.errors import BackendUnavailable, HidaError, InputError
-from hida_rt.model import SIZE_MULTIPLE
+from hida_rt.model import SIZE_MULTIPLE, check_size
 
 # Bumped when the metadata the C++ loader reads changes meaning.
 FORMAT_VERSION = "1"
@@ -78,9 +78,7 @@ class PackageSummary:
 def _check_args(output: Path, device: str, height: int, width: int, batch: int, max_batch: int | None) -> None:
     if output.suffix != ".pt2":
         raise InputError(f"{output}: an AOTInductor package must end in .pt2 (torch refuses other names)")
-    for name, v in (("height", height), ("width", width)):
-        if v <= 0 or v % SIZE_MULTIPLE:
-            raise InputError(f"--{name} {v} is not a positive multiple of {SIZE_MULTIPLE}")
+    check_size(height, width)
     if batch < 1:
         raise InputError(f"--batch must be at least 1, got {batch}")
     if max_batch is not None and max_batch < 2:

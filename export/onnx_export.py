@@ -53,7 +53,7 @@ from hida_rt import __version__ as HIDA_RT_VERSION
 from hida_rt.checkpoint import file_sha256, load_generator
 from hida_rt.cli import atomic_path
 from hida_rt.errors import InputError
-from hida_rt.model import SIZE_MULTIPLE, HIDAGenerator
+from hida_rt.model import HIDAGenerator, check_size  # noqa: F401  (check_size re-exported)
 
 from . import onnx_graph
 from .onnx_deform import MIN_OPSET, deform_conv_as_onnx_op
@@ -104,13 +104,6 @@ class _Steps:
         self.done += 1
         if self.enabled:
             print(f"  [{self.done}/{self.total}] {what}", file=sys.stderr, flush=True)
-
-
-def check_size(height: int, width: int) -> None:
-    for name, v in (("height", height), ("width", width)):
-        if not isinstance(v, int) or v <= 0 or v % SIZE_MULTIPLE:
-            raise InputError(f"--{name} {v} is not a positive multiple of {SIZE_MULTIPLE} "
-                             f"(the network has 8 stride-2 stages); use 256, 512, ...")
 
 
 def check_opset(opset: int) -> None:

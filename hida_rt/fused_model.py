@@ -56,8 +56,7 @@ class FusedAcon(nn.Module):
         fc1_w, fc1_b = _fp32(src.fc1.weight), _fp32(src.fc1.bias)
         fc2_w, fc2_b = _fp32(src.fc2.weight), _fp32(src.fc2.bias)
         if constant:
-            # Zero channel means: fc1(0) = fc1.bias.
-            self.register_buffer("beta", torch.sigmoid(fc2_w.reshape(c, -1) @ fc1_b + fc2_b))
+            self.register_buffer("beta", ops.constant_beta(fc1_w, fc1_b, fc2_w, fc2_b))
         else:
             self.register_buffer("fc1_w", fc1_w.reshape(fc1_b.numel(), c))
             self.register_buffer("fc1_b", fc1_b)
@@ -103,9 +102,7 @@ class FusedUp(nn.Module):
         cout = src.p1.numel()
         if self.dog:
             self.offset_mask = _cast(src.dcn.conv_offset_mask, dtype)
-            w = src.dcn.weight.detach()
-            # (9, Cin, Cout): the layout kernels/deform_conv.py reads.
-            self.register_buffer("dcn_w", w.permute(2, 3, 1, 0).reshape(9, w.shape[1], cout).to(dtype).contiguous())
+            self.register_buffer("dcn_w", ops.kcc_weight(src.dcn.weight.detach()).to(dtype))
             self.register_buffer("dcn_b", _fp32(src.dcn.bias))
         else:
             self.up = _cast(src.layers, dtype)
@@ -128,8 +125,7 @@ class FusedUp(nn.Module):
         om = self.offset_mask(x)
         if use_kernels:
             return _kernel_ops().deform_conv(x, om, self.dcn_w, self.dcn_b, ops.DCN_GROUPS)
-        cin, cout = self.dcn_w.shape[1], self.dcn_w.shape[2]
-        weight = self.dcn_w.float().view(3, 3, cin, cout).permute(3, 2, 0, 1)
+        weight = ops.weight_from_kcc(self.dcn_w.float())
         return ops.dcn_from_offset_mask_conv(x.float(), om.float(), weight, self.dcn_b).to(x.dtype)
 
     def forward(self, de: torch.Tensor, cond_full: torch.Tensor, en: torch.Tensor | None,

@@ -120,10 +120,7 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
     try:
         out = output_path(args, reader)
         with contextlib.ExitStack() as stack:
-            try:
-                tmp = stack.enter_context(atomic_path(out))
-            except OSError as e:  # no such folder, no permission, read-only disk
-                raise InputError(f"{out}: cannot create the output file ({e.strerror or e})") from None
+            tmp = stack.enter_context(atomic_path(out))  # an unwritable place is a one-line InputError
             if args.whole_frame:
                 mode = WholeFrameMode(reader.height, reader.width, args.net_height)
             else:

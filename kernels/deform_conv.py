@@ -39,6 +39,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hida_rt.model.ops import kcc_weight  # noqa: F401  (the layout this kernel reads; re-exported)
+
 from ._aot import AotKernel, cdiv, next_pow2
 from ._common import check_launchable, interpreting, num_sms
 
@@ -156,14 +158,6 @@ def aot_kernel(dtype: str, c_in: int, c_out: int, n_pixels: int = 16, groups: in
         num_warps=num_warps,
         notes="DCNv2 3x3 s1 p1 from the raw offset/mask conv output; weight as (9, Cin, Cout).",
     )
-
-
-def kcc_weight(weight: torch.Tensor) -> torch.Tensor:
-    """(Cout, Cin, 3, 3) -> (9, Cin, Cout), the layout the kernel reads."""
-    cout, cin, kh, kw = weight.shape
-    if (kh, kw) != (3, 3):
-        raise ValueError(f"deform conv kernel is 3x3, got {kh}x{kw}")
-    return weight.permute(2, 3, 1, 0).reshape(TAPS, cin, cout).contiguous()
 
 
 def pick_split_k(n_pixels: int, c_out: int, cfg: dict, sms: int) -> int:

@@ -32,6 +32,8 @@ import torch
 import triton
 import triton.language as tl
 
+from hida_rt.model.ops import constant_beta  # noqa: F401  (the acon_const switch; re-exported)
+
 from ._aot import AotKernel, cdiv, next_pow2
 from ._common import GPU_TILE, check_launchable, tile_elements
 
@@ -163,12 +165,6 @@ def aot_const_kernel(dtype: str, hw: int) -> AotKernel:
 
 def _vec(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.reshape(n).float().contiguous()
-
-
-def constant_beta(fc1_w: torch.Tensor, fc1_b: torch.Tensor, fc2_w: torch.Tensor, fc2_b: torch.Tensor) -> torch.Tensor:
-    """sigmoid(fc2(fc1(0))): the switch of a MetaACON whose input has zero channel means (FP32, C)."""
-    hid = fc1_b.float()
-    return torch.sigmoid(fc2_w.float().reshape(fc2_b.numel(), -1) @ hid + fc2_b.float())
 
 
 def meta_acon(x: torch.Tensor, p1, p2, fc1_w, fc1_b, fc2_w, fc2_b, out: torch.Tensor | None = None,

@@ -188,14 +188,8 @@ def _deform_scalars(shapes):
     return {"N": n, "C_in": c_in, "H": h, "W": w, "C_out": shapes[2][2]}
 
 
-def weight_from_kcc(w_kcc: torch.Tensor) -> torch.Tensor:
-    """(9, Cin, Cout) -> (Cout, Cin, 3, 3): the inverse of kernels.deform_conv.kcc_weight."""
-    _, cin, cout = w_kcc.shape
-    return w_kcc.reshape(3, 3, cin, cout).permute(3, 2, 0, 1)
-
-
 def _deform_reference(x, om, w, b):
-    out = ops.dcn_from_offset_mask_conv(x.float(), om.float(), weight_from_kcc(w.float()), b.float())
+    out = ops.dcn_from_offset_mask_conv(x.float(), om.float(), ops.weight_from_kcc(w.float()), b.float())
     return out.to(x.dtype)
 
 

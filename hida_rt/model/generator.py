@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..errors import InputError
+
 from .blocks import MetaAconC, SPADEUp, UNetDown
 
 # The net has 8 stride-2 stages: H and W must be multiples of this.
@@ -58,6 +60,14 @@ class HIDAGenerator(nn.Module):
                                (d7, d6, d5, d4, d3, d2)):
             u = layer(u, cond, skip)
         return self.final_rgb(torch.cat([u, d1r], dim=1))
+
+
+def check_size(height: int, width: int) -> None:
+    """InputError unless height and width are positive multiples of SIZE_MULTIPLE."""
+    for name, v in (("height", height), ("width", width)):
+        if not isinstance(v, int) or v <= 0 or v % SIZE_MULTIPLE:
+            raise InputError(f"--{name} {v} is not a positive multiple of {SIZE_MULTIPLE} "
+                             f"(the network has 8 stride-2 stages); use 256, 512, ...")
 
 
 def inference_shapes() -> dict[str, torch.Size]:

@@ -145,6 +145,29 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
     return out
 
 
+def kcc_weight(weight: torch.Tensor) -> torch.Tensor:
+    """DCN weight (Cout, Cin, 3, 3) -> (9, Cin, Cout), the layout the Triton kernel and its plugin read."""
+    cout, cin, kh, kw = weight.shape
+    if (kh, kw) != (DCN_KERNEL, DCN_KERNEL):
+        raise ValueError(f"deform conv kernel is 3x3, got {kh}x{kw}")
+    return weight.permute(2, 3, 1, 0).reshape(kh * kw, cin, cout).contiguous()
+
+
+def weight_from_kcc(w_kcc: torch.Tensor) -> torch.Tensor:
+    """(9, Cin, Cout) -> (Cout, Cin, 3, 3): the inverse of `kcc_weight`."""
+    _, cin, cout = w_kcc.shape
+    return w_kcc.reshape(DCN_KERNEL, DCN_KERNEL, cin, cout).permute(3, 2, 0, 1)
+
+
+def constant_beta(fc1_w: torch.Tensor, fc1_b: torch.Tensor, fc2_w: torch.Tensor, fc2_b: torch.Tensor) -> torch.Tensor:
+    """sigmoid(fc2(fc1(0))): the switch of a MetaACON whose input has zero channel means (FP32, C).
+
+    fc1 of a zero mean is its bias; down3..down8 read InstanceNorm outputs, so
+    their switch is this per-channel constant.
+    """
+    return torch.sigmoid(fc2_w.float().reshape(fc2_b.numel(), -1) @ fc1_b.float() + fc2_b.float())
+
+
 def dcn_from_offset_mask_conv(x: torch.Tensor, om: torch.Tensor, weight: torch.Tensor,
                               bias: torch.Tensor | None) -> torch.Tensor:
     """The DOG layer's deformable conv from the raw 54-channel offset/mask conv output."""
