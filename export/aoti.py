@@ -1,7 +1,9 @@
 """AOTInductor packaging of the HIDA generator, for C++ (engines/cpp, `hida::open_aoti`).
 
-    python -m hida_rt.export.aoti --weights hida.ckpt -o hida_256.pt2 [--device cpu|cuda]
-                                  [--height 256 --width 256] [--batch 1 | --max-batch 8]
+The command line is `python -m hida_rt.export --format pt2` (export/__main__.py):
+
+    python -m hida_rt.export --format pt2 --weights hida.ckpt -o hida_256.pt2 [--device cpu|cuda]
+                             [--height 256 --width 256] [--batch 1 | --max-batch 8]
 
     from hida_rt.export.aoti import package_aoti
     summary = package_aoti("hida.ckpt", "hida_256.pt2")       # fixed batch 1, CPU
@@ -10,12 +12,11 @@
 The `.pt2` holds one compiled model ("model") with the weights inside its
 shared library; LibTorch's `torch::inductor::AOTIModelPackageLoader` runs it,
 no Python needed. Inputs photo (N x 3 x H x W), depth (N x 1 x H x W), style
-(N x 3), output sketch (N x 1 x H x W), as every backend (runtime.md).
+(N x 3), output sketch (N x 1 x H x W), as every backend (docs/architecture.md).
 
 Batch: fixed by default (`--batch N`, N = 1 unless given): the C++ class splits
 larger batches and pads the last chunk. `--max-batch M` compiles a dynamic
-batch 1..M instead, one call per M images, at about 1.7x the compile time
-(107 s against 63 s for batch 1 on the 2-core CI machine).
+batch 1..M instead, one call per M images, and takes longer to compile.
 
 A CPU package is compiled with -march=native (its metadata AOTI_CPU_ISA says
 which ISA, e.g. AVX512): run it on the same kind of CPU, or package on the
@@ -26,27 +27,26 @@ that the C++ loader reads to refuse a package it cannot feed.
 
 Inputs must be contiguous: the compiled code indexes them with the example
 inputs' strides and does not check. `hida_rt.images.photo_to_tensor` returns
-a channels-last view (a permute), which gives a wrong sketch (max |diff| 1.98)
-unless `.contiguous()` is applied first; the C++ side always builds
-contiguous tensors.
+a channels-last view (a permute), which gives a wrong sketch unless
+`.contiguous()` is applied first; the C++ side always builds contiguous
+tensors.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 
 from hida_rt.checkpoint import file_sha256, load_generator
-from hida_rt.cli import atomic_path, run_cli
-from hida_rt.errors import BackendUnavailable, HidaError, InputError
-from hida_rt.model import SIZE_MULTIPLE, check_size
+from hida_rt.cli import atomic_path
+from hida_rt.errors import BackendUnavailable, HidaError, InputError, first_line
+from hida_rt.model import check_size
 
 # Bumped when the metadata the C++ loader reads changes meaning.
 FORMAT_VERSION = "1"
@@ -127,7 +127,7 @@ def package_aoti(weights: str | Path, output: str | Path, *, device: str = "cpu"
         with _quiet_torch():
             exported = torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes)
     except Exception as e:  # torch raises many types; the user gets the first line
-        raise PackagingError(f"torch.export failed: {_first_line(e)}") from None
+        raise PackagingError(f"torch.export failed: {first_line(e, 200)}") from None
     metadata = {
         "hida.format_version": FORMAT_VERSION,
         "hida.height": str(height),
@@ -139,14 +139,14 @@ def package_aoti(weights: str | Path, output: str | Path, *, device: str = "cpu"
         "hida.weights_sha256": file_sha256(weights),
         "hida.torch_version": torch.__version__,
     }
-    _say(progress, f"[3/3] compiling with AOTInductor for {device} (1-2 min on 2 CPU cores)")
+    _say(progress, f"[3/3] compiling with AOTInductor for {device} (the slow step: minutes)")
     configs = dict(INDUCTOR_CONFIGS, **{"aot_inductor.metadata": metadata})
     with atomic_path(output) as tmp:
         try:
             with _quiet_torch():
                 torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp), inductor_configs=configs)
         except Exception as e:
-            raise PackagingError(f"AOTInductor compilation failed: {_first_line(e)}") from None
+            raise PackagingError(f"AOTInductor compilation failed: {first_line(e, 200)}") from None
     batch_text = f"1..{max_batch}" if max_batch is not None else str(batch)
     return PackageSummary(output, device, height, width, batch_text, output.stat().st_size,
                           time.perf_counter() - t0)
@@ -160,40 +160,3 @@ def _quiet_torch() -> Iterator[None]:
         warnings.simplefilter("ignore", UserWarning)
         yield
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:200]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m hida_rt.export.aoti",
-        description="Compile the HIDA generator with AOTInductor into a .pt2 package that C++ runs with "
-                    "LibTorch (engines/cpp: hida::open_aoti). Weights are stored inside the package.",
-        epilog="Example: python -m hida_rt.export.aoti --weights hida.ckpt -o hida_256.pt2 "
-               "(then: engines/cpp build/hida_sketch --model hida_256.pt2 PHOTO DEPTH OUT.png)")
-    p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
-    p.add_argument("--output", "-o", required=True, help="package to write, ending in .pt2 (replaced atomically)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cpu, or cuda (compiled for this machine's GPU; run it on the same architecture)")
-    p.add_argument("--height", type=int, default=256, help=f"input height, a multiple of {SIZE_MULTIPLE} (default 256)")
-    p.add_argument("--width", type=int, default=256, help=f"input width, a multiple of {SIZE_MULTIPLE} (default 256)")
-    batch = p.add_mutually_exclusive_group()
-    batch.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
-    batch.add_argument("--max-batch", type=int, default=None,
-                       help="compile a dynamic batch 1..MAX instead (slower to compile)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the summary")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    summary = package_aoti(args.weights, args.output, device=args.device, height=args.height, width=args.width,
-                           batch=args.batch, max_batch=args.max_batch, progress=not args.quiet)
-    print(summary.line())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(run_cli(main, prog="hida_rt.export.aoti"))

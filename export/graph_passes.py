@@ -34,8 +34,10 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from . import trt_patterns as pat
+from .graph_names import FreshNames
 from .onnx_graph import unused_initializers
 from .plugins.specs import DOMAIN, DOMAIN_VERSION, NAMESPACE, plugin_spec
+from .trt_fp16 import refresh_value_info, to_fp16
 
 PRECISIONS = ("fp16", "fp32")
 META_PREFIX = "hida_rt."
@@ -78,21 +80,6 @@ def _weight_prefix(node_scope: str) -> str:
     return ".".join(kept) or "hida"
 
 
-class _Names:
-    """Fresh tensor/node names for one graph."""
-
-    def __init__(self, graph: gs.Graph):
-        self.taken = set(graph.tensors()) | {n.name for n in graph.nodes if n.name}
-
-    def __call__(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken:
-            i += 1
-            name = f"{base}_{i}"
-        self.taken.add(name)
-        return name
-
-
 # ---------------------------------------------------------------- 1. unused weights
 
 def drop_unused(graph: gs.Graph) -> int:
@@ -110,7 +97,7 @@ def drop_unused(graph: gs.Graph) -> int:
 
 def merge_ida_convs(graph: gs.Graph) -> list[str]:
     """fc3 | mlp_gamma | mlp_beta -> one Conv (3C outputs) + Split, in every IDA tail."""
-    names = _Names(graph)
+    names = FreshNames(graph)
     merged = []
     for m in pat.find_ida(graph):
         convs = [pat.producer(t, "Conv") for t in (m.theta_pre, m.gamma, m.beta)]
@@ -167,7 +154,7 @@ def constant_switch(fc1_w: np.ndarray, fc1_b: np.ndarray, fc2_w: np.ndarray, fc2
 
 def fold_constant_betas(graph: gs.Graph) -> list[str]:
     """Replace the live switch of every MetaACON reading an InstanceNorm output by its constant."""
-    names = _Names(graph)
+    names = FreshNames(graph)
     folded = []
     for m in pat.find_meta_acon(graph):
         if m.fc is None or not pat.zero_mean_input(m.x):
@@ -183,7 +170,7 @@ def fold_constant_betas(graph: gs.Graph) -> list[str]:
 
 # ---------------------------------------------------------------- 4. plugin nodes
 
-def _plugin_node(names: _Names, op: str, scope: str, inputs: list, outputs: list) -> gs.Node:
+def _plugin_node(names: FreshNames, op: str, scope: str, inputs: list, outputs: list) -> gs.Node:
     spec = plugin_spec(op)
     if len(inputs) != len(spec.inputs):
         raise AssertionError(f"{op}: {len(inputs)} inputs for {spec.inputs}")
@@ -191,7 +178,7 @@ def _plugin_node(names: _Names, op: str, scope: str, inputs: list, outputs: list
                    attrs={"plugin_namespace": NAMESPACE, "aot": 1}, inputs=inputs, outputs=outputs)
 
 
-def _param(names: _Names, scope: str, op: str, what: str, value: np.ndarray) -> gs.Constant:
+def _param(names: FreshNames, scope: str, op: str, what: str, value: np.ndarray) -> gs.Constant:
     """A plugin's parameter input, named <layer scope>.<op>.<what> (up3.ida.p1), always float32 here."""
     return gs.Constant(names(f"{_weight_prefix(scope)}.{op}.{what}"), np.ascontiguousarray(value, dtype=np.float32))
 
@@ -203,7 +190,7 @@ def _replace_producer(out: gs.Variable, node: gs.Node) -> None:
 
 def insert_plugins(graph: gs.Graph) -> dict[str, int]:
     """IDA tails, MetaACONs and DeformConvs -> hida_rt plugin nodes. Needs merge_ida_convs first."""
-    names = _Names(graph)
+    names = FreshNames(graph)
     counts: Counter[str] = Counter()
     new_nodes = []
     for m in pat.find_ida(graph):
@@ -259,7 +246,6 @@ def _parameter_count(model: onnx.ModelProto) -> int:
 
 
 def _export(graph: gs.Graph, source: onnx.ModelProto, report: PassReport) -> onnx.ModelProto:
-    from .trt_fp16 import refresh_value_info
     model = gs.export_onnx(graph, do_type_check=False)
     if not any(o.domain == DOMAIN for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid(DOMAIN, DOMAIN_VERSION))
@@ -292,7 +278,6 @@ def tensorrt_onnx(portable: onnx.ModelProto, precision: str = "fp16",
     report.plugins = insert_plugins(graph)
     report.dead_nodes_dropped += drop_unused(graph)
     if precision == "fp16":
-        from .trt_fp16 import to_fp16
         say("casting weights and activations to FP16 (plugins keep FP32 statistics)")
         report.fp16 = to_fp16(graph)
     model = _export(graph, portable, report)

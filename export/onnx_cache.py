@@ -19,21 +19,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from hida_rt.checkpoint import file_sha256
-from hida_rt.cli import atomic_path
-from hida_rt.errors import CheckpointError
+from hida_rt.checkpoint import check_weights_file, file_sha256
+from hida_rt.cli import atomic_path, writable_dir
 
-from .onnx_export import DEFAULT_OPSET, EXPORT_FORMAT_VERSION, check_size, export_onnx
+from .onnx_export import DEFAULT_OPSET, EXPORT_FORMAT_VERSION, _export_file, check_settings
 
 STAMP_SUFFIX = ".json"
 
 
 def cache_path(weights: Path, height: int, width: int, cache_dir: Path | None = None) -> Path:
     """Where the export of `weights` at height x width is kept (beside it, or in `cache_dir`)."""
-    if cache_dir is None and _writable_dir(weights.parent):
+    if cache_dir is None and writable_dir(weights.parent):
         return weights.parent / f"{weights.name}.{height}x{width}.onnx"
     folder = cache_dir or _user_cache_dir()
     return folder / f"{weights.stem}-{file_sha256(weights)[:16]}.{height}x{width}.onnx"
@@ -41,16 +39,6 @@ def cache_path(weights: Path, height: int, width: int, cache_dir: Path | None = 
 
 def _user_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hida_rt"
-
-
-def _writable_dir(folder: Path) -> bool:
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".hida_rt.", suffix=".probe", dir=folder)
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(probe)
-    return True
 
 
 def _settings(height: int, width: int, opset: int) -> dict:
@@ -95,10 +83,8 @@ def is_fresh(onnx_path: Path, weights: Path, height: int, width: int, opset: int
 def cached_onnx(weights: str | Path, height: int = 256, width: int = 256, opset: int = DEFAULT_OPSET,
                 cache_dir: str | Path | None = None, progress: bool = True) -> Path:
     """The ONNX export of `weights` at height x width, exported now if missing or stale."""
-    weights = Path(weights)
-    check_size(height, width)
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: no such checkpoint file (pass --weights with the HIDA .ckpt/.pth)")
+    check_settings(height, width, opset)
+    weights = check_weights_file(weights)
     path = cache_path(weights, height, width, Path(cache_dir) if cache_dir else None)
     if is_fresh(path, weights, height, width, opset):
         return path
@@ -106,7 +92,7 @@ def cached_onnx(weights: str | Path, height: int = 256, width: int = 256, opset:
         print(f"hida_rt: exporting {weights} to ONNX for {height}x{width} (once; cached as {path})",
               file=sys.stderr, flush=True)
     st = weights.stat()
-    summary = export_onnx(weights, path, height, width, opset, progress=progress)
+    summary = _export_file(weights, path, height, width, opset, progress=progress)
     _write_stamp(path.with_name(path.name + STAMP_SUFFIX),
                  {"weights": str(weights.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                   "sha256": summary.weights_sha256, "settings": _settings(height, width, opset)})

@@ -1,4 +1,4 @@
-"""Portable ONNX export of the HIDA generator (level L1 of runtime.md).
+"""Portable ONNX export of the HIDA generator (level L1 of docs/proof.md).
 
     from hida_rt.export.onnx_export import export_onnx, build_onnx_model
 
@@ -32,14 +32,12 @@ shape inference before it is returned):
   (when exported from a file), hida_rt.version, hida_rt.export_format.
 
 Export goes through the TorchScript exporter (`dynamo=False`): the dynamo
-exporter failed on DeformConv at opset 19 with torch 2.13 (runtime.md).
+exporter failed on DeformConv at opset 19 with torch 2.13 (docs/architecture.md).
 """
 from __future__ import annotations
 
 import io
-import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -51,9 +49,9 @@ import torch
 
 from hida_rt import __version__ as HIDA_RT_VERSION
 from hida_rt.checkpoint import file_sha256, load_generator
-from hida_rt.cli import atomic_path
+from hida_rt.cli import atomic_path, check_writable
 from hida_rt.errors import InputError
-from hida_rt.model import HIDAGenerator, check_size  # noqa: F401  (check_size re-exported)
+from hida_rt.model import HIDAGenerator, check_size
 
 from . import onnx_graph
 from .onnx_deform import MIN_OPSET, deform_conv_as_onnx_op
@@ -112,6 +110,16 @@ def check_opset(opset: int) -> None:
                          f"TorchScript exporter writes at most {MAX_OPSET}; use {DEFAULT_OPSET}")
 
 
+def check_settings(height: int, width: int, opset: int = DEFAULT_OPSET) -> None:
+    """InputError (one line) unless an export at height x width with `opset` can be made.
+
+    Each public entry point below checks once, before any slow work; the private
+    functions they share trust their caller.
+    """
+    check_size(height, width)
+    check_opset(opset)
+
+
 def _trace_inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     photo = torch.rand(TRACE_BATCH, 3, height, width, generator=g) * 2 - 1
@@ -153,15 +161,18 @@ def verify_model(model: onnx.ModelProto) -> None:
 
 def onnx_model_from_generator(model: HIDAGenerator, height: int = 256, width: int = 256,
                               opset: int = DEFAULT_OPSET, weights_sha256: str | None = None,
-                              progress: bool = False, _steps: _Steps | None = None) -> onnx.ModelProto:
+                              progress: bool = False) -> onnx.ModelProto:
     """Export a loaded (eval-mode, FP32, CPU) generator to a checked, tidy ONNX ModelProto."""
-    check_size(height, width)
-    check_opset(opset)
+    check_settings(height, width, opset)
+    return _from_generator(model, height, width, opset, weights_sha256, _Steps(3, progress))
+
+
+def _from_generator(model: HIDAGenerator, height: int, width: int, opset: int, weights_sha256: str | None,
+                    steps: _Steps) -> onnx.ModelProto:
     first = next(model.parameters())
     if first.device.type != "cpu" or first.dtype != torch.float32:
         raise ValueError(f"export a float32 CPU generator (got {first.dtype} on {first.device}); "
                          f"use model.float().cpu()")
-    steps = _steps or _Steps(3, progress)
     model = model.eval()
     steps(f"tracing and converting to ONNX (opset {opset}, {height}x{width})")
     proto = _torch_export(model, height, width, opset)
@@ -183,14 +194,15 @@ def onnx_model_from_generator(model: HIDAGenerator, height: int = 256, width: in
 def build_onnx_model(weights: str | Path, height: int = 256, width: int = 256, opset: int = DEFAULT_OPSET,
                      progress: bool = False) -> onnx.ModelProto:
     """Checkpoint file -> checked ONNX ModelProto (in memory, nothing written)."""
-    check_size(height, width)
-    check_opset(opset)
-    steps = _Steps(4, progress)
+    check_settings(height, width, opset)
+    return _from_weights(weights, height, width, opset, _Steps(4, progress))
+
+
+def _from_weights(weights: str | Path, height: int, width: int, opset: int, steps: _Steps) -> onnx.ModelProto:
     generator = load_generator(weights, "cpu")
     # Reported after the fact, so a bad checkpoint prints only its one error line.
     steps(f"loaded {weights} ({sum(p.numel() for p in generator.parameters()) / 1e6:.2f} M parameters used)")
-    return onnx_model_from_generator(generator, height, width, opset, weights_sha256=file_sha256(weights),
-                                     _steps=steps)
+    return _from_generator(generator, height, width, opset, file_sha256(weights), steps)
 
 
 def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
@@ -212,7 +224,6 @@ def summarize(model: onnx.ModelProto, path: Path | None, seconds: float) -> Expo
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
     """Write atomically (no half-written file on failure), one self-contained file (< 2 GB)."""
     path = Path(path)
-    _check_target(path)
     try:
         with atomic_path(path) as tmp:
             onnx.save_model(model, str(tmp))
@@ -224,35 +235,18 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
 def export_onnx(weights: str | Path, path: str | Path, height: int = 256, width: int = 256,
                 opset: int = DEFAULT_OPSET, progress: bool = True) -> ExportSummary:
     """Checkpoint file -> ONNX file at `path`; returns what was written."""
+    check_settings(height, width, opset)
+    return _export_file(weights, Path(path), height, width, opset, progress)
+
+
+def _export_file(weights: str | Path, path: Path, height: int, width: int, opset: int,
+                 progress: bool) -> ExportSummary:
+    """export_onnx for a caller that has checked the settings (export_onnx, onnx_cache.cached_onnx)."""
     t0 = time.perf_counter()
-    path = Path(path)
-    check_size(height, width)
-    check_opset(opset)
-    _check_writable(path)
-    model = build_onnx_model(weights, height, width, opset, progress)
+    check_writable(path)  # before the slow export, not after it
+    model = _from_weights(weights, height, width, opset, _Steps(4, progress))
     if progress:
         print(f"  writing {path}", file=sys.stderr, flush=True)
     save_model(model, path)
     return summarize(model, path, time.perf_counter() - t0)
 
-
-def _check_target(path: Path) -> None:
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; pass -o with a file name such as {path / 'hida.onnx'}")
-    if path.exists() and not path.is_file():
-        # The atomic rename would replace the device or pipe itself (e.g. /dev/null) with a file.
-        raise InputError(f"{path}: exists and is not a regular file (a device or pipe); pass -o with a file name")
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before the export (tens of seconds), not after it, if `path` cannot be written."""
-    _check_target(path)
-    existing = next(p for p in path.parents if p.exists())
-    if not existing.is_dir():
-        raise InputError(f"{path}: cannot write there ({existing} is a file, not a directory); choose another -o")
-    try:  # probe the nearest existing folder: creating missing ones waits for success
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another -o") from None

@@ -26,6 +26,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from . import trt_patterns as pat
+from .graph_names import FreshNames
 from .plugins.specs import DOMAIN, plugin_spec
 
 FLOAT_TYPES = (np.float32, np.float64)
@@ -71,8 +72,7 @@ def _constant_nodes_to_tensors(graph: gs.Graph) -> int:
 
 def to_fp16(graph: gs.Graph) -> dict[str, int]:
     """Rewrite the graph for FP16 data (see module doc); returns counts of what changed."""
-    from .graph_passes import _Names
-    names = _Names(graph)
+    names = FreshNames(graph)
     stats: Counter[str] = Counter()
     stats["constant_nodes"] = _constant_nodes_to_tensors(graph)
     original = list(graph.nodes)

@@ -1,6 +1,6 @@
 """Parity of a TensorRT path against FP32 eager: the figures, the targets, the inputs.
 
-Targets (runtime.md, "Precision targets", on the sketch):
+Targets (docs/proof.md, "Precision targets", on the sketch):
 - FP32 paths: max |delta| <= 1e-4 (sketch in [-1, 1]);
 - FP16 paths: mean |delta| <= 5e-3 and PSNR >= 40 dB with the sketch mapped
   to [0, 1], and no NaN/Inf ever.

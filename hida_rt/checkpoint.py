@@ -44,11 +44,18 @@ def _needs_code(path: Path, message: str) -> bool:
         return False
 
 
-def _read(path: Path) -> object:
+def check_weights_file(path: str | Path) -> Path:
+    """`path` as a Path, or CheckpointError (one line) unless it is a file: the check before slow work."""
+    path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file (pass --weights with the HIDA checkpoint, or {RANDOM_HINT})")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, expected a .ckpt/.pth checkpoint file")
+    return path
+
+
+def _read(path: Path) -> object:
+    check_weights_file(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     try:

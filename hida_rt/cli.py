@@ -24,6 +24,42 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         return 130
 
 
+def _check_target(path: Path) -> None:
+    """InputError unless `path` can name an output file: not a folder, device or pipe, not under a file."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; name an output file")
+    if path.exists() and not path.is_file():
+        # A rename would replace a device or pipe (even /dev/null) with a plain file.
+        raise InputError(f"{path}: exists and is not a regular file; choose another output")
+    existing = _nearest_existing(path)
+    if not existing.is_dir():
+        raise InputError(f"{path}: cannot write there ({existing} is a file, not a directory); choose another output")
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next((p for p in path.parents if p.exists()), path.parent)
+
+
+def _cannot_write(path: Path, e: OSError) -> InputError:
+    return InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output")
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove a temporary file in `folder` (OSError if that is impossible)."""
+    fd, probe = tempfile.mkstemp(prefix=".hida_rt.", suffix=".probe", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+def writable_dir(folder: str | os.PathLike) -> bool:
+    """Whether files can be created in the existing folder `folder`."""
+    try:
+        _probe(Path(folder))
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
@@ -31,16 +67,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A reader never sees a half-written file, and a failure leaves nothing behind.
     """
     path = Path(path)
-    if path.exists() and not path.is_file():
-        # A rename would replace a device, pipe or folder (even /dev/null) with a plain file.
-        raise InputError(f"{path}: exists and is not a regular file; choose another output")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise InputError(f"{path}: {path.parent} is not a directory")
+    _check_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as e:
-        raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output") from None
+        raise _cannot_write(path, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -51,20 +83,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         try:
             os.replace(tmp_path, path)
         except OSError as e:
-            raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output") from None
+            raise _cannot_write(path, e) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
 def check_writable(path: str | os.PathLike) -> None:
-    """Fail early, before slow work, if atomic_path could not write `path` (probes; writes nothing)."""
+    """Fail early, before slow work, if atomic_path could not write `path`.
+
+    Probes the nearest existing folder and writes nothing: folders still to be
+    made are made by atomic_path once there is something to write.
+    """
     path = Path(path)
-    if path.exists() and not path.is_file():
-        raise InputError(f"{path}: exists and is not a regular file; choose another output")
+    _check_target(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(prefix=f".{path.stem}.", suffix=".probe", dir=path.parent):
-            pass
+        _probe(_nearest_existing(path))
     except OSError as e:
-        raise InputError(f"{path}: cannot write there ({e.strerror or e}); choose another output") from None
+        raise _cannot_write(path, e) from None

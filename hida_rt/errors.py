@@ -3,7 +3,7 @@
 
 def first_line(e: BaseException, limit: int = 160) -> str:
     """An exception's reason as one short line (its type name when the message is empty)."""
-    text = getattr(e, "strerror", None) or str(e)
+    text = str(getattr(e, "strerror", None) or e).strip()
     return (text.splitlines() or [type(e).__name__])[0][:limit] or type(e).__name__
 
 
@@ -27,3 +27,11 @@ class BackendUnavailable(HidaError):
 
 class MissingDependency(HidaError):
     """An optional extra that is not installed."""
+
+
+class ImageTooLarge(InputError):
+    """An image (or request) over a size limit; refused before its pixels are decoded."""
+
+
+class UnsupportedImage(InputError):
+    """An image in a format the caller does not accept."""

@@ -1,6 +1,6 @@
 """The fused HIDA graph of the "triton" backend, built from the eager generator.
 
-Same function as `HIDAGenerator` (hida-model.md), rearranged by the exact
+Same function as `HIDAGenerator` (docs/model.md), rearranged by the exact
 "facts that make it faster":
 - fc3, norm.mlp_gamma and norm.mlp_beta of each decoder layer read the same
   `a`: one 3x3 conv with 3*Cout outputs [theta_pre | gamma | beta];

@@ -19,14 +19,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import images, styles
-from .backends import CHOICES, create_backend
 from .cli import check_writable, run_cli
+from .cli_options import add_backend_options, add_style, add_weights, backend_from_args
 from .errors import InputError
 from .model import SIZE_MULTIPLE
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-# Photo and depth map must show the same framing; a larger aspect mismatch means wrong pairing.
-ASPECT_TOLERANCE = 0.02
+ASPECT_TOLERANCE = images.ASPECT_TOLERANCE  # photo vs depth map framing (see images.pair_to_tensors)
 
 
 @dataclass
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python -m hida_rt.sketch samples/astronaut_photo.png --depth samples/astronaut_depth.png "
                "--weights hida.ckpt --style 2 -o out/")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo file(s), ideally aligned 256x256 faces")
-    p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
+    add_weights(p)
     p.add_argument("--depth", "-d", nargs="+", metavar="DEPTH",
                    help="depth map(s), grey, bright = near; one per photo, in the same order. Without --depth the "
                         "faces are found, aligned to the training template and their depth estimated "
@@ -53,16 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "as STEM_sketch_face2.png, ... (default 1)")
     p.add_argument("--save-depth", action="store_true",
                    help="without --depth: also write each estimated depth map beside its sketch (..._depth.png)")
-    p.add_argument("--style", "-s", default="2",
-                   help="FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
-                        "for styles 1,2,3, e.g. 0.5,0,0.5 (default 2)")
-    p.add_argument("--backend", "-b", choices=CHOICES, default="auto",
-                   help="inference backend; auto (default) picks tensorrt if --engine is given and TensorRT is "
-                        "present, else triton on a GPU, else onnxruntime (exports and caches the ONNX beside the "
-                        "weights on first use), else eager")
-    p.add_argument("--device", default=None, help="torch device for eager/triton: cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument("--onnx", default=None, help="onnxruntime backend: ONNX file to use (default: cached beside the weights)")
-    p.add_argument("--engine", default=None, help="tensorrt backend: the .plan engine to load")
+    add_style(p)
+    add_backend_options(p)
     p.add_argument("--size", type=int, default=256,
                    help=f"network resolution, a multiple of {SIZE_MULTIPLE} (default 256, the published one)")
     p.add_argument("--batch-size", type=int, default=8, help="photos per backend call (default 8)")
@@ -101,11 +92,7 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
 def load_pair(job: Job, size: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     photo = images.read_image(job.photo, "RGB")
     depth = images.read_image(job.depth, "L")
-    pa, da = photo.width / photo.height, depth.width / depth.height
-    if abs(pa - da) > ASPECT_TOLERANCE * pa:
-        raise InputError(f"{job.depth}: depth map is {depth.width}x{depth.height} but photo {job.photo} is "
-                         f"{photo.width}x{photo.height}; they must show the same aligned face")
-    return images.photo_to_tensor(photo, (size, size)), images.depth_to_tensor(depth, (size, size)), photo.size
+    return images.pair_to_tensors(photo, depth, (size, size), str(job.photo), str(job.depth))
 
 
 def find_faces(jobs: list[Job], max_faces: int) -> dict[Path, list]:
@@ -174,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for job in jobs:
         check_writable(job.output)  # before the slow part, not after it
     t0 = time.perf_counter()
-    backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
-                             progress=not args.quiet)
+    backend = backend_from_args(args)
     total = sum(len(faces[job.photo]) if job.depth is None else 1 for job in jobs)
     bar = tqdm(total=total, unit="sketch", disable=args.quiet or total == 1, desc=f"sketch ({backend.name})")
     inputs = network_inputs(jobs, faces, args)

@@ -17,8 +17,8 @@ from typing import Sequence
 from tqdm import tqdm
 
 from . import styles
-from .backends import CHOICES, create_backend
 from .cli import atomic_path, run_cli
+from .cli_options import add_backend_options, add_style, add_weights, backend_from_args
 from .errors import InputError
 from .model import SIZE_MULTIPLE
 from .video_io import OUTPUT_SUFFIXES, FileReader, H264Writer, open_source
@@ -42,14 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default=None,
                    help=f"output video ({', '.join(OUTPUT_SUFFIXES)}; default: INPUT-STEM_sketch.mp4 beside the "
                         "input, webcam_sketch.mp4 for a webcam)")
-    p.add_argument("--weights", "-w", required=True, help="HIDA checkpoint: Lightning .ckpt or plain state dict .pth")
-    p.add_argument("--style", "-s", default="2",
-                   help="FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
-                        "for styles 1,2,3, e.g. 0.5,0,0.5 (default 2)")
-    p.add_argument("--backend", "-b", choices=CHOICES, default="auto", help="inference backend (default auto)")
-    p.add_argument("--device", default=None, help="torch device for eager/triton: cpu, cuda, cuda:1 (default: cuda if present)")
-    p.add_argument("--onnx", default=None, help="onnxruntime backend: ONNX file to use (default: cached beside the weights)")
-    p.add_argument("--engine", default=None, help="tensorrt backend: the .plan engine to load")
+    add_weights(p)
+    add_style(p)
+    add_backend_options(p)
     p.add_argument("--batch-size", type=int, default=4, help="network inputs (faces or frames) per backend call (default 4)")
     p.add_argument("--max-faces", type=int, default=1, help="faces sketched per frame, largest first (default 1)")
     p.add_argument("--no-face", choices=tuple(NO_FACE_POLICIES), default="pass",
@@ -127,8 +122,7 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
                 from .face import Smoothing
 
                 mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face)
-            backend = create_backend(args.backend, args.weights, device=args.device, onnx=args.onnx,
-                                     engine=args.engine, progress=not args.quiet)
+            backend = backend_from_args(args)
 
             def run_backend(photo, depth):
                 return backend.run(photo, depth, style.expand(len(photo), 3).contiguous())

@@ -1,7 +1,12 @@
 """Backends: one interface (hida_rt.backends.base.Backend), chosen by name or "auto".
 
-Each backend lives in `hida_rt/backends/<name>.py` and exposes `BACKEND`, its
-class; adding a backend is adding that file and its name below.
+Each backend is a module that exposes `BACKEND`, its class; adding one is
+adding that module and its entry in BACKEND_MODULES. eager and triton build
+on hida_rt core and live here. onnxruntime (exports the ONNX on first use)
+and tensorrt (reads the engine manifest the builder writes) build on the
+exporters, so they live in hida_rt.export, one floor up. The table names
+them and importlib loads them when one is asked for: no hida_rt core
+module has a static dependency on the export layer.
 """
 from __future__ import annotations
 
@@ -10,20 +15,29 @@ from pathlib import Path
 
 from ..errors import BackendUnavailable
 from .base import Backend, check_inputs
+from .devices import parse_device
 
 # Preference order of "auto": an engine if TensorRT is here, else the fused GPU
 # path, else the portable ONNX on onnxruntime, else eager PyTorch.
 BACKEND_NAMES = ("tensorrt", "triton", "onnxruntime", "eager")
 CHOICES = ("auto",) + BACKEND_NAMES
+BACKEND_MODULES = {
+    "tensorrt": "hida_rt.export.tensorrt_backend",
+    "triton": f"{__name__}.triton",
+    "onnxruntime": "hida_rt.export.onnxruntime_backend",
+    "eager": f"{__name__}.eager",
+}
 
 
 def backend_class(name: str) -> type[Backend]:
     if name not in BACKEND_NAMES:
         raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
+    module_name = BACKEND_MODULES[name]
     try:
-        module = importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name == f"{__name__}.{name}":
+        # The module itself, or its package (hida_rt.export in a build without it), is absent.
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise BackendUnavailable(f"backend {name!r} is not part of this build of hida_rt") from None
         raise
     return module.BACKEND
@@ -43,6 +57,7 @@ def resolve(name: str = "auto", **options) -> str:
         if reason:
             raise BackendUnavailable(f"backend {name!r} cannot run here: {reason}")
         return name
+    parse_device(options.get("device"))  # a bad --device is its own one-line error, not "no backend can run"
     if options.get("engine"):
         # A named engine means the user wants TensorRT: say why not rather than quietly run another backend.
         reason = unavailable_reason("tensorrt", **options)
@@ -63,5 +78,5 @@ def create_backend(name: str = "auto", weights: str | Path | None = None, **opti
     return backend_class(chosen)(weights, **options)
 
 
-__all__ = ["Backend", "BACKEND_NAMES", "CHOICES", "backend_class", "check_inputs", "create_backend",
-           "resolve", "unavailable_reason"]
+__all__ = ["Backend", "BACKEND_MODULES", "BACKEND_NAMES", "CHOICES", "backend_class", "check_inputs",
+           "create_backend", "resolve", "unavailable_reason"]

@@ -6,19 +6,15 @@ import torch
 from ..checkpoint import load_generator
 from ..errors import BackendUnavailable, CheckpointError
 from .base import Backend
+from .devices import parse_device
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
+    device = parse_device(device)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise BackendUnavailable(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise BackendUnavailable(f"--device {device} is not supported; use cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
     return device

@@ -15,6 +15,7 @@ from ..checkpoint import load_generator
 from ..errors import BackendUnavailable, CheckpointError
 from ..fused_model import FusedHIDA
 from .base import Backend
+from .devices import parse_device
 from .eager import DTYPES
 
 # Replays before capture: Triton compiles each kernel and cuDNN picks its algorithms
@@ -45,7 +46,7 @@ class TritonBackend(Backend):
             raise CheckpointError("the triton backend needs --weights (a HIDA .ckpt/.pth)")
         if dtype not in ("fp16", "fp32"):
             raise BackendUnavailable(f"triton backend dtype must be fp16 or fp32, got {dtype!r}")
-        self.device = torch.device(device if device not in (None, "auto") else "cuda")
+        self.device = parse_device(device) or torch.device("cuda")
         self.dtype = DTYPES[dtype]
         self.model = FusedHIDA(load_generator(weights, "cpu"), self.dtype, use_kernels=True).to(self.device)
         self.cuda_graphs = cuda_graphs
@@ -57,7 +58,11 @@ class TritonBackend(Backend):
             return "Triton is not installed (pip install triton)"
         if not torch.cuda.is_available():
             return "no CUDA GPU: the triton backend runs its kernels on a CUDA GPU, and PyTorch sees none"
-        if device not in (None, "auto") and torch.device(device).type != "cuda":
+        try:
+            parsed = parse_device(device)
+        except BackendUnavailable as e:
+            return str(e)
+        if parsed is not None and parsed.type != "cuda":
             return f"the triton backend runs on a CUDA GPU only, not on --device {device}"
         return None
 

@@ -1,6 +1,6 @@
 """The aligned-face template HIDA was trained on, and the similarity warp onto it.
 
-The training crops (and shared/data/samples) put both eye centres on the
+The training crops (and the repo's samples/) put both eye centres on the
 line y = 0.40·256, 0.36·256 apart, centred horizontally.
 """
 from __future__ import annotations

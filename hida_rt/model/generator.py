@@ -1,4 +1,4 @@
-"""The HIDA generator (../shared/design/hida-model.md), names as in the published checkpoint."""
+"""The HIDA generator (docs/model.md), names as in the published checkpoint."""
 from __future__ import annotations
 
 import torch

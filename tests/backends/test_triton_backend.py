@@ -24,7 +24,7 @@ from hida_rt.backends import create_backend, unavailable_reason  # noqa: E402
 from hida_rt.fused_model import FusedHIDA  # noqa: E402
 
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="the triton backend needs a CUDA GPU")
-FP32_MAX_ABS = 1e-4  # runtime.md: FP32 paths, max |d| on the sketch
+FP32_MAX_ABS = 1e-4  # docs/proof.md: FP32 paths, max |d| on the sketch
 FP16_MEAN_ABS, FP16_MIN_PSNR = 5e-3, 40.0  # FP16 paths, on the sketch mapped to [0, 1]
 
 

@@ -11,7 +11,9 @@ from PIL import Image
 
 from hida_rt import images
 from hida_rt.backends import create_backend
+from hida_rt.cli import run_cli
 from hida_rt.errors import BackendUnavailable, InputError
+from hida_rt.sketch import main as sketch_main
 
 
 def sketch_cli(*args):
@@ -57,6 +59,19 @@ def test_directory_and_empty_images(tmp_path):
 def test_bad_device_is_one_line(spread_ckpt, device):
     with pytest.raises(BackendUnavailable, match="cpu, cuda or cuda:N"):
         create_backend("eager", spread_ckpt, device=device)
+
+
+@pytest.mark.parametrize("backend", ["auto", "triton", "onnxruntime", "eager"])
+def test_bad_device_on_a_gpu_machine_is_one_line(monkeypatch, capsys, spread_ckpt, sample_pair, tmp_path, backend):
+    # As on a GPU machine, where auto considers triton first: its device check must not raise torch's error.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    out = tmp_path / "out.png"
+    code = run_cli(sketch_main, [str(sample_pair[0]), "--depth", str(sample_pair[1]), "--weights", str(spread_ckpt),
+                                 "-b", backend, "--device", "cuda:x", "-o", str(out), "-q"], prog="hida_rt.sketch")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--device 'cuda:x' is not a device; use cpu, cuda or cuda:N" in err
+    assert not out.exists()
 
 
 def test_auto_with_an_engine_says_why_tensorrt_cannot_run(spread_ckpt, tmp_path):

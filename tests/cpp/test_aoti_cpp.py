@@ -1,18 +1,18 @@
 """The C++ library (engines/cpp) with its AOTInductor backend, built and run on CPU.
 
-Packages the spread checkpoint with `python -m hida_rt.export.aoti` (fixed
-batch 1), builds hida::core, hida::aoti and the hida_sketch example with CMake
-against the installed torch wheel's LibTorch, runs the example on two faces in
+Packages the spread checkpoint with `python -m hida_rt.export --format pt2`
+(fixed batch 1; the suite's one run of the real packaging, so the CLI path is
+the one proven), builds hida::core, hida::aoti and the hida_sketch example
+with CMake against the installed torch wheel's LibTorch, runs the example on two faces in
 one batch and compares with the eager model in Python:
 
 - the network input C++ computes (stb decoding, Pillow-exact bilinear resize,
   Pillow's RGB -> grey weights, float mapping) equals hida_rt.images' exactly;
-- the raw sketch is within 1e-4 of eager (runtime.md's FP32 target);
+- the raw sketch is within 1e-4 of eager (the FP32 target of docs/proof.md);
 - the PNGs, resized back to each photo's size, are within 1 grey level.
 
 The package and the build (conftest.py) are made once per session, the build
-in the background while the package compiles: about 1.5 min in all on the
-2-core CI machine.
+in the background while the package compiles.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from hida_rt import images, styles
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
-# runtime.md: FP32 paths within 1e-4 of eager on the sketch.
+# docs/proof.md: FP32 paths within 1e-4 of eager on the sketch.
 RAW_TOLERANCE = 1e-4
 STYLE = "0.2,0.3,0.5"
 
@@ -43,7 +43,8 @@ def run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def aoti_package(spread_ckpt, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("aoti") / "hida_spread_b1.pt2"
-    result = run([sys.executable, "-m", "hida_rt.export.aoti", "--weights", spread_ckpt, "-o", out, "--quiet"])
+    result = run([sys.executable, "-m", "hida_rt.export", "--format", "pt2", "--weights", spread_ckpt, "-o", out,
+                  "--quiet"])
     assert result.returncode == 0, f"packaging failed: {result.stderr[-2000:]}"
     assert result.stdout.startswith(f"wrote {out}") and "batch 1" in result.stdout
     return out
@@ -127,8 +128,9 @@ def test_cpp_example_unreadable_image(cpp_example, aoti_package, tmp_path):
     (["-o", "m.pt2", "--max-batch", "1"], "--max-batch must be at least 2"),
 ])
 def test_packaging_cli_errors(spread_ckpt, tmp_path, args, message):
-    result = run([sys.executable, "-m", "hida_rt.export.aoti", "--weights", spread_ckpt, *args], cwd=tmp_path)
+    result = run([sys.executable, "-m", "hida_rt.export", "--format", "pt2", "--weights", spread_ckpt, *args],
+                 cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hida_rt.export.aoti: error: ") and message in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("hida_rt.export: error: ") and message in lines[0]
     assert not list(tmp_path.iterdir())

@@ -20,7 +20,7 @@ def test_layout_is_the_published_one():
     assert {k: v.shape for k, v in gen.items()} == full_shapes()
     assert len(gen) == 768
     n = sum(v.numel() for k, v in gen.items() if v.is_floating_point())
-    assert 108e6 < n < 110e6  # hida-model.md: ~109 M parameters
+    assert 108e6 < n < 110e6  # docs/model.md: ~109 M parameters
     assert any(k.startswith("Discrimanator.") for k in sd)
     assert {"epoch", "global_step", "pytorch-lightning_version"} <= ckpt.keys()
 

@@ -1,4 +1,4 @@
-"""L0: the eager generator equals hida-model.md, transcribed independently.
+"""L0: the eager generator equals docs/model.md, transcribed independently.
 
 `spec_forward` below is the spec's pseudo-code written out with
 torch.nn.functional on a raw state dict, in float64, with the NumPy

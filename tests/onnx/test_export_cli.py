@@ -82,3 +82,40 @@ def test_help_names_the_formats_and_sizes():
     text = build_parser().format_help()
     for phrase in ("--weights", "--height", "--opset", "multiple of 256", "onnx", "Example"):
         assert phrase in text
+
+
+@pytest.mark.parametrize("args, phrases", [
+    (["--batch", "0"], ("--batch must be at least 1, got 0",)),
+    (["--batch", "-2"], ("--batch must be at least 1, got -2",)),
+    (["--max-batch", "1"], ("--max-batch must be at least 2",)),
+    (["--batch", "2", "--max-batch", "4"], ("--batch", "--max-batch", "exclude each other")),
+    (["--height", "300"], ("--height 300", "multiple of 256")),
+    (["--opset", "19"], ("--opset applies to --format onnx only",)),
+])
+def test_pt2_refused_settings(tmp_path, spread_ckpt, run_captured, args, phrases):
+    """--format pt2 refuses before any work (the real packaging runs once, in tests/cpp/test_aoti_cpp.py)."""
+    code, stdout, stderr = run_captured(export_main, ["--format", "pt2", "-w", str(spread_ckpt),
+                                                      "-o", str(tmp_path / "m.pt2")] + args)
+    assert_one_line_error(code, stderr, *phrases)
+    assert stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_pt2_needs_a_pt2_name(tmp_path, spread_ckpt, run_captured):
+    code, _, stderr = run_captured(export_main, ["-f", "pt2", "-w", str(spread_ckpt), "-o", str(tmp_path / "m.onnx")])
+    assert_one_line_error(code, stderr, "must end in .pt2")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--batch", "2"], ["--max-batch", "4"], ["--device", "cpu"]])
+def test_onnx_refuses_the_pt2_options(tmp_path, spread_ckpt, run_captured, args):
+    code, _, stderr = run_captured(export_main, ["-w", str(spread_ckpt), "-o", str(tmp_path / "m.onnx")] + args)
+    assert_one_line_error(code, stderr, "apply to --format pt2 only")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aoti_is_a_library_module_without_a_second_cli():
+    proc = subprocess.run([sys.executable, "-m", "hida_rt.export.aoti", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert "usage:" not in proc.stdout
+    from hida_rt.export import aoti
+    assert not hasattr(aoti, "main") and not hasattr(aoti, "build_parser")

@@ -7,7 +7,7 @@ import torch
 
 from hida_rt.styles import one_hot, style_vector
 
-FP32_TOLERANCE = 1e-4  # runtime.md, precision targets for FP32 paths
+FP32_TOLERANCE = 1e-4  # docs/proof.md, precision targets for FP32 paths
 
 
 def styles_for(batch: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Fixtures of the TensorRT levels (runtime.md L2, L4, L5), built once per session.
+"""Fixtures of the TensorRT levels (docs/proof.md: L2, L4, L5), built once per session.
 
 - `portable_model`: the portable ONNX of the spread checkpoint at 256x256
   (the export every pass starts from).
@@ -9,6 +9,7 @@
   once per precision on it (~3 s each).
 
 Nothing here needs TensorRT or a GPU; the L4/L5 modules skip by themselves.
+Importing this file needs no onnx-graphsurgeon (the GPU image has none).
 
 This folder must stay without an __init__.py: with pytest's `pythonpath =
 tests` it would become a regular package named `tensorrt` and shadow the
@@ -25,7 +26,6 @@ import pytest
 import torch
 
 from hida_rt.export import trt_parity
-from hida_rt.export.graph_passes import tensorrt_onnx
 from hida_rt.export.manifest import Manifest, now_utc
 from hida_rt.export.onnx_export import build_onnx_model
 
@@ -47,6 +47,8 @@ def portable_model(spread_ckpt) -> onnx.ModelProto:
 @pytest.fixture(scope="session")
 def trt_models(portable_model) -> dict:
     """precision -> (TensorRT ONNX ModelProto, PassReport)."""
+    # Imported here: the graph passes need onnx-graphsurgeon, which the GPU image lacks (L4 runs there).
+    from hida_rt.export.graph_passes import tensorrt_onnx
     return {p: tensorrt_onnx(portable_model, p) for p in ("fp32", "fp16")}
 
 

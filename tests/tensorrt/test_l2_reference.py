@@ -3,7 +3,7 @@
 The whole 256x256 network runs in onnx.reference, each hida_rt plugin node
 by its torch reference (export/plugins/reference.py), on a batch of two
 (the astronaut sample, a random photo with mixed style). Targets are
-runtime.md's: FP32 graph max |d| <= 1e-4; FP16 graph mean |d| <= 5e-3 and
+docs/proof.md's: FP32 graph max |d| <= 1e-4; FP16 graph mean |d| <= 5e-3 and
 PSNR >= 40 dB on [0, 1], no NaN/Inf. The plugin ops also assert, at every
 node, that their inputs have the dtypes their kernels take.
 """

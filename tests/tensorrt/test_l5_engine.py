@@ -1,4 +1,4 @@
-"""L5: build the engine with TensorRT, run it, compare with eager FP32 (runtime.md precision targets).
+"""L5: build the engine with TensorRT, run it, compare with eager FP32 (docs/proof.md precision targets).
 
 Runs wherever TensorRT >= 10.9 and a CUDA GPU are present, and skips
 elsewhere saying which is missing. One command does the same by hand:

@@ -45,7 +45,7 @@ class AotiBackend : public Backend {
       throw Error(path + ": not an AOTInductor package (" + first_line(e.what()) + ")");
     }
     if (meta.count("hida.format_version") == 0) {
-      throw Error(path + ": an AOTInductor package, but not one made by python -m hida_rt.export.aoti");
+      throw Error(path + ": an AOTInductor package, but not one made by python -m hida_rt.export --format pt2");
     }
     if (meta["hida.format_version"] != kFormatVersion) {
       throw Error(path + ": package format " + meta["hida.format_version"] + ", this library reads " +

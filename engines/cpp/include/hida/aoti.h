@@ -1,4 +1,4 @@
-// AOTInductor backend: runs a .pt2 made by `python -m hida_rt.export.aoti` with
+// AOTInductor backend: runs a .pt2 made by `python -m hida_rt.export --format pt2` with
 // LibTorch (link the CMake target hida::aoti). CPU packages run on host
 // buffers; CUDA packages on host or device buffers.
 #pragma once

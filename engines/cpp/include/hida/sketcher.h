@@ -2,7 +2,7 @@
 //
 // One class for every artefact: an AOTInductor package (.pt2, LibTorch, CPU or
 // CUDA; see hida/aoti.h) or a TensorRT engine (.plan, see hida/tensorrt.h).
-// Tensors follow the runtime's contract (shared/design/runtime.md):
+// Tensors follow the runtime's contract (docs/architecture.md):
 //   photo  N x 3 x H x W float, RGB in [-1, 1]   ((pixel / 255 - 0.5) / 0.5)
 //   depth  N x 1 x H x W float in [0, 1]          (grey / 255, bright = near)
 //   style  N x 3 float, generator channel order   (see style_one_hot / style_mix)

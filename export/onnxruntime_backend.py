@@ -2,7 +2,9 @@
 
 The ONNX file is either given (`onnx=` / `--onnx`, exported for one
 height x width) or exported from the weights on first use at the input's
-size and cached beside them (hida_rt.export.onnx_cache), one file per size.
+size and cached beside them (onnx_cache), one file per size. That first-use
+export is why this backend lives in hida_rt.export, above the exporter it
+calls; hida_rt.backends finds it by name (BACKEND_MODULES).
 
 Device: None/"auto" uses the CUDA execution provider when this onnxruntime
 build has it, else CPU; "cpu" forces CPU; "cuda" needs the CUDA provider
@@ -16,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import file_sha256
-from ..errors import BackendUnavailable, CheckpointError, InputError, MissingDependency
-from .base import Backend
+from hida_rt.backends.base import Backend
+from hida_rt.backends.devices import parse_device
+from hida_rt.checkpoint import check_weights_file, file_sha256
+from hida_rt.errors import BackendUnavailable, CheckpointError, InputError, MissingDependency, first_line
 
 INPUT_NAMES = ("photo", "depth", "style")
 OUTPUT_NAME = "sketch"
@@ -33,17 +36,16 @@ def _available_providers() -> list[str]:
 
 def pick_providers(device: str | None) -> list[str]:
     """Execution providers for `device`, best first; raises BackendUnavailable if it cannot be had."""
-    kind = str(device or "auto").split(":")[0]
-    if kind not in ("auto", "cpu", "cuda"):
-        raise BackendUnavailable(f"device {device!r} is not one onnxruntime runs on; use cpu or cuda")
+    parsed = parse_device(device)
+    kind = parsed.type if parsed is not None else "auto"
     has_cuda = CUDA in _available_providers()
     if kind == "cuda" and not has_cuda:
         raise BackendUnavailable(f"--device {device} was asked for, but this onnxruntime has no "
                                  f"CUDAExecutionProvider (install onnxruntime-gpu)")
     if kind == "cpu" or not has_cuda:
         return [CPU]
-    index = str(device).split(":")[1] if ":" in str(device) else "0"
-    return [(CUDA, {"device_id": int(index)}), CPU]
+    index = (parsed.index if parsed is not None else None) or 0
+    return [(CUDA, {"device_id": index}), CPU]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -58,8 +60,8 @@ class OnnxRuntimeBackend(Backend):
         self.threads, self.progress, self.cache_dir = threads, progress, cache_dir
         self.onnx = Path(onnx) if onnx else None
         self._sessions: dict[tuple[int, int], object] = {}
-        if self.weights is not None and not self.weights.is_file():
-            raise CheckpointError(f"{self.weights}: no such checkpoint file (pass --weights with the HIDA .ckpt/.pth)")
+        if self.weights is not None:
+            check_weights_file(self.weights)
         if self.onnx is None:
             if self.weights is None:
                 raise CheckpointError("the onnxruntime backend needs --weights (exported to ONNX on first use) "
@@ -89,7 +91,8 @@ class OnnxRuntimeBackend(Backend):
     def _open(self, path: Path):
         import onnxruntime
         if not path.is_file():
-            raise InputError(f"{path}: no such ONNX file (make one with: python -m hida_rt.export --weights W -o {path})")
+            raise InputError(f"{path}: no such ONNX file (make one with: python -m hida_rt.export --weights W "
+                             f"-o {path})")
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings (e.g. nodes placed on CPU) would break one-line output
@@ -98,8 +101,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise InputError(f"{path}: onnxruntime cannot load it ({first})") from None
+            raise InputError(f"{path}: onnxruntime cannot load it ({first_line(e)})") from None
         names = tuple(i.name for i in session.get_inputs())
         outputs = tuple(o.name for o in session.get_outputs())
         if sorted(names) != sorted(INPUT_NAMES) or outputs != (OUTPUT_NAME,):
@@ -132,7 +134,7 @@ class OnnxRuntimeBackend(Backend):
             (h, w), = self._sessions
             raise InputError(f"{self.onnx} was exported for {h}x{w} inputs, these are {height}x{width}; use "
                              f"--size {h} or re-export with --height {height} --width {width}")
-        from ..export.onnx_cache import cached_onnx
+        from .onnx_cache import cached_onnx  # onnx and torch.onnx load only when an export may be needed
         path = cached_onnx(self.weights, height, width, cache_dir=self.cache_dir, progress=self.progress)
         self._sessions[(height, width)] = self._open(path)
         return self._sessions[(height, width)]

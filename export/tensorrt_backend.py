@@ -1,5 +1,8 @@
 """TensorRT: a prebuilt FP16 engine (python -m hida_rt.build) with the hida_rt AOT plugins, on a GPU.
 
+Lives in hida_rt.export, beside the builder, manifest and plugins it reads;
+hida_rt.backends finds it by name (BACKEND_MODULES).
+
     backend = create_backend("tensorrt", engine="engines/hida_fp16.plan")
     sketch = backend.run(photo, depth, style)        # torch (CPU or CUDA) or NumPy
 
@@ -21,31 +24,47 @@ from pathlib import Path
 
 import torch
 
-from ..errors import BackendUnavailable, HidaError, InputError
-from .base import Backend
+from hida_rt.backends.base import Backend
+from hida_rt.backends.devices import parse_device
+from hida_rt.errors import BackendUnavailable, HidaError, InputError
+
+from . import manifest as mf
+from .tensorrt_builder import environment
 
 BUILD_HINT = "build one with: python -m hida_rt.build --weights W -o engines/hida_fp16.plan"
 INPUT_NAMES = ("photo", "depth", "style")
 OUTPUT_NAME = "sketch"
 
 
-def _manifest_module():
-    from hida_rt.export import manifest
-    return manifest
-
-
-def _load_manifest(engine: str | Path):
+def _load_manifest(engine: Path) -> mf.Manifest:
     """The engine's manifest, after the file checks that need no TensorRT (raises HidaError)."""
-    m = _manifest_module()
-    engine = Path(engine)
     if engine.is_dir():
         raise InputError(f"{engine}: is a directory; pass the .plan file as --engine")
+    manifest_file = mf.manifest_path(engine)
     if not engine.is_file():
-        manifest_file = m.manifest_path(engine)
-        if manifest_file.is_file() and m.read_manifest(manifest_file).status != "built":
-            return m.read_manifest(manifest_file)  # check_runnable explains how to finish the build
+        manifest = mf.read_manifest(manifest_file) if manifest_file.is_file() else None
+        if manifest is not None and manifest.status != "built":
+            return manifest  # check_runnable explains how to finish the build
         raise InputError(f"{engine}: no such engine file ({BUILD_HINT})")
-    return m.read_manifest(m.manifest_path(engine))
+    return mf.read_manifest(manifest_file)
+
+
+def _check_engine(engine, device) -> tuple[mf.Manifest, torch.device | None, list[str]]:
+    """(manifest, parsed device, warnings) of an engine that can run here; HidaError (one line) otherwise.
+
+    Reads the manifest once and probes the machine once; loads nothing from TensorRT.
+    """
+    if not engine:
+        raise BackendUnavailable(f"no engine given: pass --engine PLAN ({BUILD_HINT})")
+    try:
+        parsed = parse_device(device)
+    except BackendUnavailable:
+        raise BackendUnavailable(f"unknown device {device!r}; TensorRT engines run on cuda or cuda:N") from None
+    if parsed is not None and parsed.type != "cuda":
+        raise BackendUnavailable(f"TensorRT engines run on a CUDA GPU, not on --device {device}")
+    manifest = _load_manifest(Path(engine))
+    warnings = mf.check_runnable(manifest, environment(parsed), Path(engine))
+    return manifest, parsed, warnings
 
 
 class TensorRTBackend(Backend):
@@ -54,18 +73,16 @@ class TensorRTBackend(Backend):
     def __init__(self, weights=None, engine=None, device=None, cuda_graph: bool = False, verify_hash: bool = True,
                  **options):
         super().__init__(weights)
-        reason = self.unavailable_reason(engine=engine, device=device)
-        if reason:
-            raise BackendUnavailable(f"tensorrt backend: {reason}")
-        m = _manifest_module()
-        from hida_rt.export.tensorrt_builder import environment
+        try:
+            self.manifest, parsed, warnings = _check_engine(engine, device)
+        except HidaError as e:
+            raise BackendUnavailable(f"tensorrt backend: {e}") from None
         self.engine_path = Path(engine)
-        self.manifest = _load_manifest(engine)
-        self.device = torch.device(device if device not in (None, "auto") else "cuda")
-        for line in m.check_runnable(self.manifest, environment(self.device), self.engine_path):
+        self.device = parsed or torch.device("cuda")
+        for line in warnings:
             print(f"hida_rt: warning: {line}", file=sys.stderr)
         if verify_hash:
-            m.check_engine_file(self.engine_path, self.manifest)
+            mf.check_engine_file(self.engine_path, self.manifest)
         self.height, self.width = self.manifest.height, self.manifest.width
         self.max_batch = self.manifest.max_batch()
         self.use_cuda_graph = cuda_graph
@@ -75,7 +92,7 @@ class TensorRTBackend(Backend):
     def _load(self) -> None:
         import tensorrt as trt
         try:  # AOT plugin layers carry their PTX; registering the Python side too is harmless and cheap
-            from hida_rt.export.plugins import tensorrt_qdp  # noqa: F401
+            from .plugins import tensorrt_qdp  # noqa: F401
         except ImportError:
             pass
         self._trt = trt
@@ -102,19 +119,8 @@ class TensorRTBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls, engine=None, device=None, **options) -> str | None:
-        if not engine:
-            return f"no engine given: pass --engine PLAN ({BUILD_HINT})"
         try:
-            kind = torch.device(device).type if device not in (None, "auto") else "cuda"
-        except RuntimeError:
-            return f"unknown device {device!r}; TensorRT engines run on cuda or cuda:N"
-        if kind != "cuda":
-            return f"TensorRT engines run on a CUDA GPU, not on --device {device}"
-        try:
-            manifest = _load_manifest(engine)
-            from hida_rt.export.tensorrt_builder import environment
-            cuda = torch.device(device) if device not in (None, "auto") else None
-            _manifest_module().check_runnable(manifest, environment(cuda), Path(engine))
+            _check_engine(engine, device)
         except HidaError as e:
             return str(e)
         return None
