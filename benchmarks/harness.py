@@ -76,7 +76,8 @@ def environment(device: torch.device) -> dict:
         device_type=device.type,
         cpu=_cpu_model(), cpu_threads=torch.get_num_threads(), python=platform.python_version(),
         torch=torch.__version__, triton=_version("triton"), onnxruntime=_version("onnxruntime"),
-        git_commit=_run(["git", "rev-parse", "HEAD"]),
+        # Where .git did not travel (a lent GPU machine), the session script passes the recorded commit.
+        git_commit=_run(["git", "rev-parse", "HEAD"]) or os.environ.get("HIDA_RT_COMMIT"),
         git_dirty=bool(_run(["git", "status", "--porcelain", "--untracked-files=no"])),
     )
     if device.type == "cuda":

@@ -1,23 +1,45 @@
-"""What a TensorRT AOT plugin (or any other host) needs to compile and launch one kernel.
+"""Ahead-of-time builds of the Triton kernels: what a host that is not Triton's JIT needs, and the one PTX harness.
 
-Each kernel module describes its plugin-ready kernel(s) with an `AotKernel`:
-the `@triton.jit` function, the order of its parameters (pointers read,
-int32 extras, pointers written, then constexprs), the element type of each
-pointer, the constexpr values, `num_warps`, and a grid function of the int32
-extras. The grid functions use only `+ - * //` on their arguments, so they
-also work on TensorRT's symbolic shape expressions.
+`AotKernel` describes one kernel launch as a TensorRT AOT plugin (or any
+other ahead-of-time host) sees it: the `@triton.jit` function, its parameters
+in order (pointers read, int32 extras, pointers written, then constexprs),
+the element type of each pointer, the constexpr values, `num_warps`, and a
+grid function of the int32 extras (`+ - * //` only, so it also works on
+TensorRT's symbolic shape expressions).
 
-The AOT contract (../shared/design/runtime.md): one launch per op, no scratch
-memory, parameters ordered inputs, int32 extras, outputs. `compile_ptx`
-checks the last part: Triton >= 3.4 appends global/profile scratch pointers
-to every kernel, and a plugin kernel must not use them.
+`build(kernel, arch)` compiles it for `sm_<arch>` (no GPU needed) into a
+`KernelBuild`: PTX, entry name, the PTX parameter types in order, warps,
+shared memory, scratch sizes. `contract_violations` checks the AOT contract
+(docs/architecture.md): parameters in the declared order (pointers, then 32-bit
+extras, then pointers), nothing after them but Triton's hidden scratch
+pointers (Triton >= 3.4 appends global and profile scratch pointers to every
+kernel; TensorRT's AOT launch is not known to pass them), and no scratch.
+
+A process with TRITON_INTERPRET=1 (the CPU test sessions) cannot compile:
+`build_isolated` runs `python -m hida_rt.kernels._aot` in a fresh process,
+optionally another Python (a second Triton version), with the kernels as
+JSON requests on stdin (`AotKernel.request()`), one JSON report per line out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+import functools
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from . import _triton_compat
 
 TRITON_TYPES = {"fp16": "*fp16", "fp32": "*fp32", "bf16": "*bf16"}
+# Triton's hidden trailing parameters: global and profile scratch pointers.
+MAX_HIDDEN_PARAMS = 2
+# The PTX type of an int32 extra (Triton declares i32 parameters .u32).
+PTX_I32 = "u32"
 
 
 def cdiv(a, b):
@@ -29,13 +51,34 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+def param_names(kernel) -> list[str]:
+    """The parameter names of a `@triton.jit` function (compiled or interpreted), in order."""
+    return list(getattr(kernel, "arg_names"))
+
+
+def kernel_path(kernel) -> str:
+    """"module:name" of a `@triton.jit` function, importable in another process."""
+    fn = getattr(kernel, "fn", kernel)
+    return f"{fn.__module__}:{fn.__name__}"
+
+
+def load_kernel(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class AotContractError(RuntimeError):
+    """A kernel build breaks the AOT contract (parameter order, hidden parameters, scratch memory)."""
+
+
 @dataclass(frozen=True)
 class AotKernel:
-    """One kernel launch as a plugin sees it.
+    """One kernel launch as an ahead-of-time host sees it.
 
     Parameters of `kernel`, in order: `inputs`, `scalars` (int32), `outputs`,
     then the names of `constexprs`. `dtypes` maps each pointer parameter to
-    "fp16" / "fp32". `grid(**scalars)` gives the launch grid (up to 3 dims).
+    "fp16" / "fp32". `grid(**scalars)` gives the launch grid (up to 3 dims);
+    None where only the build matters.
     """
 
     kernel: object
@@ -44,7 +87,7 @@ class AotKernel:
     outputs: tuple[str, ...]
     dtypes: Mapping[str, str]
     constexprs: Mapping[str, object]
-    grid: Callable[..., tuple]
+    grid: Callable[..., tuple] | None
     num_warps: int = 4
     notes: str = field(default="", compare=False)
 
@@ -55,6 +98,10 @@ class AotKernel:
     def arg_names(self) -> tuple[str, ...]:
         return self.inputs + self.scalars + self.outputs + tuple(self.constexprs)
 
+    def runtime_args(self) -> tuple[str, ...]:
+        """What the host passes at launch: input pointers, int32 extras, output pointers."""
+        return self.inputs + self.scalars + self.outputs
+
     def signature(self) -> dict[str, str]:
         """The `ASTSource` signature: pointers typed, scalars i32, constexprs marked."""
         sig = {name: TRITON_TYPES[self.dtypes[name]] for name in self.inputs}
@@ -63,35 +110,159 @@ class AotKernel:
         sig.update({name: "constexpr" for name in self.constexprs})
         return sig
 
+    def expected_ptx_params(self) -> list[str]:
+        """The PTX parameter types the declared order implies, before Triton's hidden pointers."""
+        return ["ptr"] * len(self.inputs) + [PTX_I32] * len(self.scalars) + ["ptr"] * len(self.outputs)
+
     def check_parameter_order(self) -> None:
         """Raise unless the jit function's parameters are exactly `arg_names()`, in order."""
-        declared = tuple(_arg_names(self.kernel))
+        declared = tuple(param_names(self.kernel))
         if declared != self.arg_names():
-            raise ValueError(f"{self.name}: parameters {declared} != AOT order {self.arg_names()}")
+            raise AotContractError(f"{self.name}: parameters {declared} != AOT order {self.arg_names()}")
+
+    def config_key(self) -> str:
+        """What decides the compiled kernel (function, dtypes, constexprs, warps), as one string."""
+        return json.dumps(self.request())
+
+    def request(self) -> dict:
+        """This kernel as a JSON-able build request (everything but the grid)."""
+        return dict(kernel=kernel_path(self.kernel), inputs=list(self.inputs), scalars=list(self.scalars),
+                    outputs=list(self.outputs), dtypes=dict(self.dtypes), constexprs=dict(self.constexprs),
+                    num_warps=self.num_warps)
+
+    @classmethod
+    def from_request(cls, req: dict) -> "AotKernel":
+        return cls(kernel=load_kernel(req["kernel"]), inputs=tuple(req["inputs"]), scalars=tuple(req["scalars"]),
+                   outputs=tuple(req["outputs"]), dtypes=dict(req["dtypes"]), constexprs=dict(req["constexprs"]),
+                   grid=None, num_warps=int(req["num_warps"]))
 
     def compile(self, arch: int = 90, warp_size: int = 32):
         """triton.compile for `cuda:arch` (no GPU needed); the CompiledKernel has .asm["ptx"] and .metadata."""
-        import triton
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
-        from triton.runtime.jit import JITFunction
-
-        if not isinstance(self.kernel, JITFunction):
-            # Under TRITON_INTERPRET=1 every @triton.jit function, Triton's own sigmoid
-            # and reductions included, is interpreted and cannot be compiled.
+        if not _triton_compat.compilable(self.kernel):
             raise RuntimeError(f"{self.name} is not compile-able in a process with TRITON_INTERPRET=1; "
-                               f"compile in a separate process: python -m hida_rt.kernels._plugin_specs")
+                               f"compile in a separate process (hida_rt.kernels._aot.build_isolated)")
         self.check_parameter_order()
-        src = ASTSource(self.kernel, self.signature(), dict(self.constexprs))
-        return triton.compile(src, target=GPUTarget("cuda", arch, warp_size),
-                              options={"num_warps": self.num_warps})
+        return _triton_compat.compile_for_cuda(self.kernel, self.signature(), self.constexprs, arch,
+                                               self.num_warps, warp_size)
 
 
-def _arg_names(kernel) -> list[str]:
-    return list(getattr(kernel, "arg_names"))
+@dataclass(frozen=True)
+class KernelBuild:
+    """One kernel compiled ahead of time: the PTX and what a launch and the contract checks need."""
+
+    name: str                  # the @triton.jit function
+    kernel_name: str           # the PTX .entry
+    target: str                # e.g. "sm_90a"
+    ptx: str
+    ptx_params: tuple          # type of each PTX parameter in order: "ptr", "u32", ...
+    num_warps: int
+    shared: int                # bytes of dynamic shared memory per block
+    global_scratch_size: int
+    profile_scratch_size: int
+    triton: str                # the Triton version that built it
+
+    def report(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_report(cls, d: dict) -> "KernelBuild":
+        return cls(**{**d, "ptx_params": tuple(d["ptx_params"])})
 
 
-def scratch_sizes(compiled) -> dict[str, int]:
-    """Global and profile scratch bytes a compiled kernel asks for (0 where this Triton lacks the field)."""
+def ptx_param_types(ptx: str, entry: str) -> tuple[str, ...]:
+    """The types of the .entry's parameters in order ("ptr" for pointers, else the PTX type, e.g. "u32")."""
+    match = re.search(rf"\.entry\s+{re.escape(entry)}\s*\((.*?)\)", ptx, re.S)
+    if not match:
+        raise AotContractError(f"{entry}: no .entry in the PTX Triton produced")
+    types = []
+    for decl in re.findall(r"\.param\s+([^,]*)", match.group(1)):
+        words = decl.split()
+        types.append("ptr" if ".ptr" in words else words[0].lstrip("."))
+    return tuple(types)
+
+
+def _build(kernel: AotKernel, arch: int) -> KernelBuild:
+    compiled = kernel.compile(arch=arch)
     md = compiled.metadata
-    return {name: int(getattr(md, name, 0) or 0) for name in ("global_scratch_size", "profile_scratch_size")}
+    ptx = compiled.asm["ptx"]
+    target = re.search(r"\.target\s+(\S+)", ptx)
+    return KernelBuild(name=kernel.name, kernel_name=md.name, target=target.group(1) if target else "", ptx=ptx,
+                       ptx_params=ptx_param_types(ptx, md.name), num_warps=int(md.num_warps),
+                       shared=int(md.shared),
+                       global_scratch_size=_triton_compat.metadata_int(compiled, "global_scratch_size"),
+                       profile_scratch_size=_triton_compat.metadata_int(compiled, "profile_scratch_size"),
+                       triton=_triton_compat.version())
+
+
+@functools.lru_cache(maxsize=None)
+def _build_cached(key: str, arch: int) -> KernelBuild:
+    return _build(AotKernel.from_request(json.loads(key)), arch)
+
+
+def build(kernel: AotKernel, arch: int = 90) -> KernelBuild:
+    """Compile `kernel` for sm_<arch> in this process, once per configuration (TensorRT asks per profile)."""
+    kernel.check_parameter_order()
+    return _build_cached(kernel.config_key(), arch)
+
+
+def contract_violations(kernel: AotKernel, built: KernelBuild, arch: int = 90) -> list[str]:
+    """What about `built` breaks the AOT contract for `kernel` (empty: none)."""
+    problems = []
+    if not built.target.startswith(f"sm_{arch}"):
+        problems.append(f"target {built.target!r}, not sm_{arch}")
+    scratch = {"global": built.global_scratch_size, "profile": built.profile_scratch_size}
+    if any(scratch.values()):
+        problems.append(f"asks for scratch memory {scratch}: an AOT launch cannot provide it")
+    want = kernel.expected_ptx_params()
+    got, hidden = list(built.ptx_params[:len(want)]), list(built.ptx_params[len(want):])
+    if got != want:
+        problems.append(f"PTX parameters {got} != declared {kernel.runtime_args()} ({want})")
+    if len(hidden) > MAX_HIDDEN_PARAMS or any(t != "ptr" for t in hidden):
+        problems.append(f"after the declared parameters the PTX has {hidden}, not only Triton's scratch pointers")
+    if built.num_warps != kernel.num_warps:
+        problems.append(f"compiled with {built.num_warps} warps, declared {kernel.num_warps}")
+    return problems
+
+
+def check_contract(kernel: AotKernel, built: KernelBuild, arch: int = 90) -> None:
+    problems = contract_violations(kernel, built, arch)
+    if problems:
+        raise AotContractError(f"{kernel.name}: " + "; ".join(problems))
+
+
+def kernels_dir() -> str:
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def build_isolated(kernels: Sequence[AotKernel], arch: int = 90, python: str | None = None,
+                   timeout: float = 900) -> list[KernelBuild]:
+    """build() of each kernel in a fresh process without TRITON_INTERPRET, in request order.
+
+    `python`: the interpreter to run (default this one), e.g. a venv with another Triton; it must
+    import this same hida_rt checkout (checked).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    payload = json.dumps({"arch": arch, "kernels": [k.request() for k in kernels]})
+    # A neutral cwd: `-m` puts it first on sys.path, where a checkout root would shadow the package mapping.
+    proc = subprocess.run([python or sys.executable, "-m", __name__], input=payload, env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=tempfile.gettempdir())
+    if proc.returncode:
+        raise RuntimeError(f"PTX build failed ({python or sys.executable}):\n{proc.stderr[-4000:]}")
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    header, reports = lines[0], lines[1:]
+    if os.path.realpath(header["kernels_dir"]) != os.path.realpath(kernels_dir()):
+        raise RuntimeError(f"{python} imports hida_rt.kernels from {header['kernels_dir']}, not {kernels_dir()}")
+    return [KernelBuild.from_report(r) for r in reports]
+
+
+def main() -> int:
+    """stdin: {"arch": 90, "kernels": [AotKernel.request(), ...]}; stdout: a header line, then one report each."""
+    req = json.load(sys.stdin)
+    print(json.dumps({"kernels_dir": kernels_dir(), "triton": _triton_compat.version()}), flush=True)
+    for r in req["kernels"]:
+        print(json.dumps(build(AotKernel.from_request(r), int(req["arch"])).report()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

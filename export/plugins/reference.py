@@ -2,7 +2,7 @@
 
     sketch = evaluate(trt_model, photo, depth, style)       # NumPy in, NumPy out
 
-This is the L2 proof of runtime.md: every graph pass is checked by running
+This is the L2 proof (docs/proof.md): every graph pass is checked by running
 the rewritten graph, standard ops by ONNX's own reference implementation,
 the `hida_rt` plugin ops by the plain-PyTorch expressions the kernels are
 tested against (hida_rt.model.ops, via specs.PluginSpec.reference). Each

@@ -1,39 +1,73 @@
-"""Each plugin kernel compiles to sm_90 PTX with the signature a TensorRT AOT plugin uses.
+"""Every kernel configuration the triton backend launches compiles to sm_90 PTX, under each supported Triton.
 
-No GPU needed: `triton.compile(ASTSource(fn, signature, constexprs),
-target=GPUTarget("cuda", 90, 32))`, run in a separate process because this
-session may interpret (see hida_rt/kernels/_plugin_specs.py). Triton >= 3.4
-appends global and profile scratch pointers to every kernel; TensorRT's AOT
-launch is not known to pass them, so a plugin kernel must ask for no scratch.
+The configurations are the backend's own: the fused network is driven on meta
+tensors with its torch launchers deciding tiles and splits as on a 132-SM
+GPU (testutils.kernel_launches), at every batch and size the GPU session
+runs, FP16 and FP32. Each distinct one is built ahead of time
+(`triton.compile` for sm_90, no GPU needed, in a separate process because
+this session may interpret) with the installed Triton and with Triton 3.6,
+the GPU image's, and checked against the AOT contract: PTX parameters in the
+declared order (pointers, int32 extras, pointers, then only Triton's hidden
+scratch pointers) and no scratch memory.
 """
 from __future__ import annotations
 
 import pytest
+import torch
+from testutils.kernel_launches import KERNEL_MODULES, fused_launches
+from testutils.tritons import TRITONS, expected_version, python_for
 
-from hida_rt.kernels import _plugin_specs, deform_conv, ida, meta_acon
+from hida_rt.kernels.fused_model import FusedHIDA
+from hida_rt.kernels import _aot, ida
+
+# (dtype, batch, size) the GPU session's tests and benchmarks run the triton backend at.
+BACKEND_CASES = [(torch.float16, b, 256) for b in (1, 3, 4, 6, 8, 32)] + [(torch.float16, 1, 512),
+                                                                          (torch.float32, 2, 256)]
+
+
+def jit_kernels() -> set[str]:
+    """Every `@triton.jit` kernel function of the kernel modules (their helpers are inlined into these)."""
+    return {name for mod in KERNEL_MODULES for name, value in vars(mod).items()
+            if name.endswith("_kernel") and hasattr(value, "arg_names")}
 
 
 @pytest.fixture(scope="module")
-def reports():
-    return _plugin_specs.compile_in_subprocess()
+def backend_kernels(spread_model) -> list[_aot.AotKernel]:
+    """The distinct kernel configurations of the triton backend's launches over BACKEND_CASES."""
+    found = {}
+    for dtype in (torch.float16, torch.float32):
+        model = FusedHIDA(spread_model, dtype, use_kernels=True)
+        for _, batch, size in [c for c in BACKEND_CASES if c[0] == dtype]:
+            for launch in fused_launches(model, batch, size):
+                kernel = launch.aot_kernel()
+                found.setdefault(kernel.config_key(), kernel)
+    return list(found.values())
 
 
-@pytest.mark.parametrize("spec_id", list(_plugin_specs.SPECS))
-def test_plugin_kernel_compiles_to_sm90_without_scratch(reports, spec_id):
-    spec = _plugin_specs.SPECS[spec_id]()
-    spec.check_parameter_order()
-    r = reports[spec_id]
-    assert r["target"].startswith("sm_90"), r
-    assert r["global_scratch_size"] == 0 and r["profile_scratch_size"] == 0, r
-    # Triton may append hidden scratch pointers after the declared ones (unused: sizes 0 above).
-    assert r["ptx_params"] >= r["runtime_args"], r
-    assert r["num_warps"] == spec.num_warps
+@pytest.fixture(scope="module", params=TRITONS, ids=lambda t: f"triton-{t}")
+def backend_builds(request, backend_kernels):
+    python = python_for(request.param)
+    return request.param, _aot.build_isolated(backend_kernels, arch=90, python=python, timeout=900)
 
 
-@pytest.mark.parametrize("spec_id", list(_plugin_specs.HOST_SPECS))
-def test_host_only_kernel_compiles_to_sm90(reports, spec_id):
-    _plugin_specs.HOST_SPECS[spec_id]().check_parameter_order()
-    assert reports[spec_id]["target"].startswith("sm_90")
+def test_the_backend_launches_every_kernel(backend_kernels):
+    """So the PTX checks below cover each kernel: the split paths and split-K included."""
+    assert {k.name for k in backend_kernels} == jit_kernels()
+    splits = [k for k in backend_kernels if k.name == "deform_conv_kernel" and k.constexprs["SPLIT_K"] > 1]
+    assert splits, "no split-K deformable conv launch at batch 1"
+
+
+@pytest.mark.slow
+def test_every_backend_kernel_builds_for_sm90_in_the_aot_contract(backend_kernels, backend_builds):
+    which, builds = backend_builds
+    assert len(builds) == len(backend_kernels)
+    problems = []
+    for kernel, built in zip(backend_kernels, builds):
+        assert built.triton == expected_version(which)
+        assert built.name == kernel.name and f".entry {built.kernel_name}(" in built.ptx
+        for p in _aot.contract_violations(kernel, built, arch=90):
+            problems.append(f"{kernel.name} {dict(kernel.constexprs)} {dict(kernel.dtypes)}: {p}")
+    assert not problems, "\n".join(problems)
 
 
 def test_signature_order_is_inputs_scalars_outputs_constexprs():
@@ -43,15 +77,11 @@ def test_signature_order_is_inputs_scalars_outputs_constexprs():
     assert (sig["y_ptr"], sig["p1_ptr"], sig["n_rows"], sig["BLOCK"]) == ("*fp16", "*fp32", "i32", "constexpr")
 
 
-def test_plugin_grids_match_the_torch_launchers():
-    """The grid a plugin computes from its int32 extras is the one the torch launcher uses on a GPU."""
-    n, c, hw = 3, 64, 128 * 128
-    spec = ida.aot_kernel("fp16", hw)
-    assert spec.grid(n_rows=n * c, C=c, HW=hw) == ida.row_grid(n * c, ida.row_config(hw)["ROWS"])
-    spec = deform_conv.aot_kernel("fp16", 1024, 512, n_pixels=n * 16)
-    cfg = deform_conv.config(n * 16, 1024, 512)
-    assert spec.grid(N=n, C_in=1024, H=4, W=4, C_out=512) == \
-        deform_conv.grid(n, 1024, 4, 4, 512, cfg["BLOCK_P"], cfg["BLOCK_CO"], 1)
-    spec = meta_acon.aot_apply_kernel("fp16", c, hw, 16)
-    cfg = meta_acon.apply_config(c, hw, 16)
-    assert spec.grid(N=n, C=c, HW=hw, HID=16) == meta_acon.apply_grid(n, c, hw, cfg["BLOCK_C"], cfg["BLOCK_HW"])
+def test_contract_check_catches_a_wrong_order():
+    """contract_violations reads the PTX's parameter types: a pointer where an int32 extra is declared fails."""
+    kernel = ida.aot_kernel("fp16", 64)
+    built = _aot.KernelBuild(name=kernel.name, kernel_name=kernel.name, target="sm_90a", ptx="", num_warps=4,
+                             ptx_params=("ptr",) * 3 + ("u32", "ptr", "u32", "u32", "ptr", "ptr", "ptr"),
+                             shared=0, global_scratch_size=0, profile_scratch_size=16, triton="x")
+    problems = _aot.contract_violations(kernel, built, arch=90)
+    assert any("PTX parameters" in p for p in problems) and any("scratch" in p for p in problems)

@@ -1,0 +1,49 @@
+"""The Triton versions the PTX checks build with: the installed one, and 3.6 (the GPU image's) from its own venv.
+
+tools/install-test-deps.sh prepares the second environment once per machine:
+a venv with the system site-packages (torch, this checkout's editable
+install) and `triton==3.6.0` on top, at TRITON36_VENV (override the Python
+with HIDA_TRITON36_PYTHON). Where it is missing the 3.6 cases skip and say
+how to make it, unless HIDA_REQUIRE_PREPARED_ENVS=1 (CI) turns that into a failure.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TRITON36 = "3.6.0"
+TRITON36_VENV = Path(os.environ.get("HIDA_RT_CACHE", Path.home() / ".cache" / "hida_rt")) / "venv-triton-3.6"
+
+
+def triton36_python() -> str | None:
+    path = os.environ.get("HIDA_TRITON36_PYTHON") or str(TRITON36_VENV / "bin" / "python")
+    return path if os.path.exists(path) else None
+
+
+def installed_triton() -> str:
+    from importlib.metadata import version
+    return version("triton")
+
+
+def python_for(which: str) -> str:
+    """The interpreter that builds with Triton `which` ("installed" or TRITON36); skips if there is none."""
+    if which == "installed":
+        return sys.executable
+    python = triton36_python()
+    if python is None:
+        reason = (f"no Triton {TRITON36} environment at {TRITON36_VENV} (bash tools/install-test-deps.sh makes it; "
+                  f"or set HIDA_TRITON36_PYTHON)")
+        if os.environ.get("HIDA_REQUIRE_PREPARED_ENVS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return python
+
+
+def expected_version(which: str) -> str:
+    return installed_triton() if which == "installed" else TRITON36
+
+
+TRITONS = ["installed", TRITON36]
