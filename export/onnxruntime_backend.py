@@ -126,6 +126,13 @@ class OnnxRuntimeBackend(Backend):
             raise InputError(f"{self.onnx} was exported from other weights than {self.weights}; "
                              f"re-export it (python -m hida_rt.export) or drop --onnx")
 
+    @classmethod
+    def prepare(cls, weights, height: int, width: int, progress: bool = True, onnx=None, **options) -> dict:
+        if onnx is not None:
+            return {}
+        from .onnx_cache import cached_onnx
+        return {"onnx": str(cached_onnx(weights, height, width, progress=progress))}
+
     def session_for(self, height: int, width: int):
         """The session for inputs of height x width (exporting and caching the ONNX if needed)."""
         if (height, width) in self._sessions:

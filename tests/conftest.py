@@ -1,27 +1,51 @@
-"""Shared fixtures: random checkpoints (written once per session) and sample inputs.
+"""Shared fixtures: random checkpoints and the portable ONNX export (each made once per session), sample inputs.
 
 Two checkpoints: `lightning_ckpt` is the authors' layout and init (gain 0.02,
 whose sketches are nearly flat grey), `spread_ckpt` a plain state dict with
 gain 1.0 whose sketches span [-1, 1], so parity tests compare real signal.
+
+One ONNX export per session, made the way a user first meets it:
+`sketch_runs` runs the sketch CLI on the astronaut sample twice in-process,
+eager and onnxruntime, the latter on an empty cache, which exports the spread
+checkpoint to `<weights>.256x256.onnx`. The ONNX tests (tests/onnx), the
+graph passes (tests/tensorrt: `portable_model`) and the build CLI test reuse
+that export; only test_cache's rebuild on changed weights exports again.
+
+Also here, for every folder: Triton's interpreter switch, and the skip of
+tests marked `gpu` on machines without CUDA (testutils.gpu).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from testutils import gpu, inputs
 
-# Triton kernels run in Triton's interpreter on CPU-only machines; it must be
-# chosen before triton is first imported, whichever test folder runs first.
-if not torch.cuda.is_available():
+# Triton kernels run in Triton's interpreter on CPU-only machines. The switch is read when triton is first
+# imported, so it is set here, before any test module (whichever folder runs first) imports hida_rt.kernels.
+# The ahead-of-time PTX builds need it off: hida_rt.kernels._aot.build_isolated runs them in a child process
+# without it.
+if not gpu.ON_GPU:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from hida_rt.random_weights import random_generator_state, random_lightning_checkpoint
+from hida_rt.random_weights import random_generator_state, random_lightning_checkpoint  # noqa: E402
+from testutils.cli import run_in_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
+SPREAD_NAME = "hida_spread.pth"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip on a machine without CUDA, with their mark's reason (testutils.gpu)."""
+    if gpu.ON_GPU:
+        return
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason=gpu.skip_reason(item)))
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +57,7 @@ def lightning_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def spread_ckpt(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / "hida_spread.pth"
+    path = tmp_path_factory.mktemp("weights") / SPREAD_NAME
     torch.save(random_generator_state(seed=1, gain=1.0), path)
     return path
 
@@ -46,17 +70,52 @@ def spread_model(spread_ckpt):
 
 @pytest.fixture
 def random_inputs():
-    """Fresh random inputs each call: photo, depth, style for batch n at h x w."""
-    def make(n: int = 1, h: int = 256, w: int = 256, seed: int | None = None):
-        g = torch.Generator().manual_seed(seed if seed is not None else int(np.random.randint(2**31)))
-        photo = torch.rand(n, 3, h, w, generator=g) * 2 - 1
-        depth = torch.rand(n, 1, h, w, generator=g)
-        style = torch.softmax(torch.randn(n, 3, generator=g) * 4, dim=1)
-        return photo, depth, style
-    return make
+    """random_inputs(n=1, h=256, w=256, seed=None): photo, depth, style (testutils.inputs; fresh seed if None)."""
+    return inputs.random_inputs
 
 
 @pytest.fixture(scope="session")
 def sample_pair():
     """The astronaut sample: (photo path, depth path)."""
     return SAMPLES / "astronaut_photo.png", SAMPLES / "astronaut_depth.png"
+
+
+@dataclass(frozen=True)
+class SketchRuns:
+    weights: Path        # a link to the spread checkpoint, alone in its folder
+    onnx: Path           # the cache the onnxruntime run exported
+    eager_png: Path
+    ort_png: Path
+    ort_stderr: str
+
+
+@pytest.fixture(scope="session")
+def sketch_runs(tmp_path_factory, spread_ckpt, sample_pair) -> SketchRuns:
+    folder = tmp_path_factory.mktemp("ort_cache")
+    weights = folder / SPREAD_NAME
+    weights.symlink_to(spread_ckpt)
+    photo, depth = sample_pair
+    common = [photo, "--depth", depth, "--weights", weights, "--style", "3"]
+    outputs = {}
+    for backend in ("eager", "onnxruntime"):
+        out = folder / f"sketch_{backend}.png"
+        r = run_in_process("hida_rt.sketch", common + ["--backend", backend, "-o", out])
+        assert r.returncode == 0, f"sketch --backend {backend} failed: {r.stderr}"
+        outputs[backend] = (out, r.stderr)
+    return SketchRuns(weights=weights, onnx=folder / f"{SPREAD_NAME}.256x256.onnx",
+                      eager_png=outputs["eager"][0], ort_png=outputs["onnxruntime"][0],
+                      ort_stderr=outputs["onnxruntime"][1])
+
+
+@pytest.fixture(scope="session")
+def exported_onnx(sketch_runs) -> Path:
+    """The session's portable ONNX of the spread checkpoint at 256x256 (a file)."""
+    assert sketch_runs.onnx.is_file(), f"the onnxruntime run left no cache at {sketch_runs.onnx}"
+    return sketch_runs.onnx
+
+
+@pytest.fixture(scope="session")
+def exported_model(exported_onnx):
+    """The same export as an onnx.ModelProto (read-only: copy it before changing it)."""
+    import onnx
+    return onnx.load(str(exported_onnx))

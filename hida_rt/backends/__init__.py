@@ -1,12 +1,13 @@
 """Backends: one interface (hida_rt.backends.base.Backend), chosen by name or "auto".
 
 Each backend is a module that exposes `BACKEND`, its class; adding one is
-adding that module and its entry in BACKEND_MODULES. eager and triton build
-on hida_rt core and live here. onnxruntime (exports the ONNX on first use)
-and tensorrt (reads the engine manifest the builder writes) build on the
-exporters, so they live in hida_rt.export, one floor up. The table names
-them and importlib loads them when one is asked for: no hida_rt core
-module has a static dependency on the export layer.
+adding that module and its entry in BACKEND_MODULES. eager builds on
+hida_rt core alone and lives here. onnxruntime (exports the ONNX on first
+use) and tensorrt (reads the engine manifest the builder writes) build on
+the exporters, so they live in hida_rt.export; triton runs the fused graph
+on the Triton kernels, so it lives in hida_rt.kernels; both one floor up.
+The table names them and importlib loads them when one is asked for: no
+hida_rt core module imports the export or kernels layer.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ BACKEND_NAMES = ("tensorrt", "triton", "onnxruntime", "eager")
 CHOICES = ("auto",) + BACKEND_NAMES
 BACKEND_MODULES = {
     "tensorrt": "hida_rt.export.tensorrt_backend",
-    "triton": f"{__name__}.triton",
+    "triton": "hida_rt.kernels.triton_backend",
     "onnxruntime": "hida_rt.export.onnxruntime_backend",
     "eager": f"{__name__}.eager",
 }
@@ -36,7 +37,7 @@ def backend_class(name: str) -> type[Backend]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        # The module itself, or its package (hida_rt.export in a build without it), is absent.
+        # The module itself, or its package (hida_rt.export/kernels in a build without it), is absent.
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise BackendUnavailable(f"backend {name!r} is not part of this build of hida_rt") from None
         raise
@@ -71,6 +72,15 @@ def resolve(name: str = "auto", **options) -> str:
     raise BackendUnavailable("no backend can run here")
 
 
+def prepare(name: str, weights: str | Path, height: int, width: int, progress: bool = True,
+            **options) -> tuple[str, dict]:
+    """Resolve `name` once and do the backend's one-off work (e.g. the ONNX export) before many processes
+    load it; returns the backend name and the options to create it with."""
+    chosen = resolve(name, weights=weights, **options)
+    extra = backend_class(chosen).prepare(weights, height, width, progress=progress, **options)
+    return chosen, {**options, **extra}
+
+
 def create_backend(name: str = "auto", weights: str | Path | None = None, **options) -> Backend:
     """Load a backend by name ("auto" picks, see BACKEND_NAMES); options are backend-specific
     (device, onnx, engine, ...) and each backend ignores those it does not use."""
@@ -79,4 +89,4 @@ def create_backend(name: str = "auto", weights: str | Path | None = None, **opti
 
 
 __all__ = ["Backend", "BACKEND_MODULES", "BACKEND_NAMES", "CHOICES", "backend_class", "check_inputs",
-           "create_backend", "resolve", "unavailable_reason"]
+           "create_backend", "prepare", "resolve", "unavailable_reason"]

@@ -45,6 +45,12 @@ class Backend(abc.ABC):
         """Why this backend cannot run here (one line), or None if it can. Cheap: no model loading."""
         return None
 
+    @classmethod
+    def prepare(cls, weights, height: int, width: int, progress: bool = True, **options) -> dict:
+        """Work done once before many processes (Ray actors, replicas) load this backend, so they do not
+        all repeat it; returns the options to pass them instead (e.g. a file it exported)."""
+        return {}
+
     @abc.abstractmethod
     def _run(self, photo: torch.Tensor, depth: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Checked float32 inputs in, sketch out (any device; `run` moves it)."""

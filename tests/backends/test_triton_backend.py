@@ -1,4 +1,4 @@
-"""The "triton" backend and its fused graph (hida_rt/fused_model.py).
+"""The "triton" backend and its fused graph (kernels/triton_backend.py, kernels/fused_model.py).
 
 On CPU: the fused graph's torch path in FP32 equals eager FP32 (proves the
 merged conv and the folded MetaACON switches), the same graph with the
@@ -8,22 +8,15 @@ eager FP32 on the sample faces and random inputs.
 """
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from testutils.gpu import ON_GPU
 
+from hida_rt.backends import create_backend, unavailable_reason
 from hida_rt.errors import BackendUnavailable
+from hida_rt.kernels.fused_model import FusedHIDA
 
-ON_GPU = torch.cuda.is_available()
-if not ON_GPU:
-    # Before hida_rt.kernels is first imported (see tests/kernels/conftest.py).
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
-from hida_rt.backends import create_backend, unavailable_reason  # noqa: E402
-from hida_rt.fused_model import FusedHIDA  # noqa: E402
-
-needs_gpu = pytest.mark.skipif(not ON_GPU, reason="the triton backend needs a CUDA GPU")
+needs_gpu = pytest.mark.gpu(reason="the triton backend needs a CUDA GPU")  # skipped by tests/conftest.py
 FP32_MAX_ABS = 1e-4  # docs/proof.md: FP32 paths, max |d| on the sketch
 FP16_MEAN_ABS, FP16_MIN_PSNR = 5e-3, 40.0  # FP16 paths, on the sketch mapped to [0, 1]
 
@@ -50,7 +43,7 @@ def test_fused_kernels_interpreted_fp32_equal_eager(spread_model, random_inputs)
     """The whole fused graph with every Triton kernel in the CPU interpreter (8-30 s at 256x256 on 2 cores)."""
     from hida_rt.kernels import ida
     if type(ida.ida_row_kernel).__name__ != "InterpretedFunction":
-        pytest.skip("hida_rt.kernels was imported before TRITON_INTERPRET=1 could be set")
+        pytest.skip("hida_rt.kernels was imported before TRITON_INTERPRET=1 could be set (tests/conftest.py sets it)")
     photo, depth, style = random_inputs(1, 256, 256)
     with torch.no_grad():
         want = spread_model(photo, depth, style)
@@ -88,7 +81,7 @@ def sample_batch():
 
 def eager_fp32_on_gpu(ckpt, photo, depth, style):
     """The reference: eager FP32 with cuDNN in full FP32 (PyTorch's default allows TF32)."""
-    from hida_rt.backends.triton import ieee_fp32_convs
+    from hida_rt.kernels.triton_backend import ieee_fp32_convs
     from hida_rt.checkpoint import load_generator
     model = load_generator(ckpt, "cuda")
     with torch.no_grad(), ieee_fp32_convs(True):

@@ -1,37 +1,32 @@
-"""The sketch CLI end to end, as a user runs it: real sample photos, files on disk."""
-from __future__ import annotations
+"""The sketch CLI end to end: real sample photos, files on disk.
 
-import subprocess
-import sys
+One run is `python -m hida_rt.sketch` as a user types it; the others call the
+same entry point in-process (testutils.cli), which is where argument and input
+handling live.
+"""
+from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testutils.cli import assert_one_line_error, run_in_process, run_module
 
 from hida_rt import images
 from hida_rt.styles import parse_style
 
 
-def run(*args, cwd=None, backend="eager"):
-    """The CLI as a user runs it; eager unless asked (these tests are about the CLI, not backends)."""
+def run(*args, backend="eager"):
+    """The CLI in-process; eager unless asked (these tests are about the CLI, not backends)."""
     extra = [] if "--help" in args else ["--backend", backend]
-    return subprocess.run([sys.executable, "-m", "hida_rt.sketch", *map(str, args), *extra],
-                          capture_output=True, text=True, cwd=cwd)
-
-
-def assert_one_line_error(r, *fragments):
-    assert r.returncode != 0
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
+    return run_in_process("hida_rt.sketch", [*args, *extra])
 
 
 def test_sketch_of_sample_photo_matches_in_process_eager(tmp_path, spread_ckpt, spread_model, sample_pair):
     photo_path, depth_path = sample_pair
     out = tmp_path / "out.png"
-    r = run(photo_path, "--depth", depth_path, "--weights", spread_ckpt, "--style", "3", "-o", out)
+    r = run_module("hida_rt.sketch", photo_path, "--depth", depth_path, "--weights", spread_ckpt, "--style", "3",
+                   "-o", out, "--backend", "eager")
     assert r.returncode == 0, r.stderr
     assert "wrote 1 sketch" in r.stdout
     got = np.asarray(Image.open(out))
@@ -100,7 +95,7 @@ def test_bad_input_one_line_and_no_output(tmp_path, spread_ckpt, sample_pair, ca
         Image.open(depth).resize((256, 128)).save(tmp_path / "wide.png")
         args[2] = tmp_path / "wide.png"
     r = run(*args)
-    assert_one_line_error(r, expect)
+    assert_one_line_error(r, expect, code=2, prog="hida_rt.sketch")
     assert not out.exists() or not any(out.iterdir())
 
 

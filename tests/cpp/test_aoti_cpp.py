@@ -7,7 +7,8 @@ with CMake against the installed torch wheel's LibTorch, runs the example on two
 one batch and compares with the eager model in Python:
 
 - the network input C++ computes (stb decoding, Pillow-exact bilinear resize,
-  Pillow's RGB -> grey weights, float mapping) equals hida_rt.images' exactly;
+  Pillow's RGB -> grey weights, float mapping, the depth map's 5x5 Gaussian
+  blur) equals hida_rt.images' exactly;
 - the raw sketch is within 1e-4 of eager (the FP32 target of docs/proof.md);
 - the PNGs, resized back to each photo's size, are within 1 grey level.
 
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testutils.cli import run_in_process
 
 from hida_rt import images, styles
 
@@ -127,9 +129,10 @@ def test_cpp_example_unreadable_image(cpp_example, aoti_package, tmp_path):
     (["-o", "m.pt2", "--height", "300"], "--height 300 is not a positive multiple of 256"),
     (["-o", "m.pt2", "--max-batch", "1"], "--max-batch must be at least 2"),
 ])
-def test_packaging_cli_errors(spread_ckpt, tmp_path, args, message):
-    result = run([sys.executable, "-m", "hida_rt.export", "--format", "pt2", "--weights", spread_ckpt, *args],
-                 cwd=tmp_path)
+def test_packaging_cli_errors(spread_ckpt, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)  # relative -o names land here
+    result = run_in_process("hida_rt.export.__main__", ["--format", "pt2", "--weights", spread_ckpt, *args],
+                            prog="hida_rt.export")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hida_rt.export: error: ") and message in lines[0]

@@ -1,35 +1,16 @@
 """L3 kernel tests: Triton kernels against their plain-PyTorch references.
 
-Without a CUDA GPU the kernels run in Triton's CPU interpreter, which must be
-switched on before the first `@triton.jit` decoration, i.e. before
-hida_rt.kernels is imported: pytest loads this file before collecting any
-test module below it. Small shapes run everywhere; full layer shapes are
-marked `gpu` and skip on CPU.
+Without a CUDA GPU the kernels run in Triton's CPU interpreter (switched on
+in tests/conftest.py, before anything imports triton). Small shapes run
+everywhere; full layer shapes are marked `gpu` and skip on CPU (testutils.gpu).
 """
 from __future__ import annotations
 
-import os
 import random
 
 import pytest
 import torch
-
-ON_GPU = torch.cuda.is_available()
-if not ON_GPU:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
-DEVICE = torch.device("cuda" if ON_GPU else "cpu")
-GPU_SKIP_REASON = "full-size layer shapes need a CUDA GPU (the CPU interpreter covers the small shapes)"
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `gpu` in this folder skip on a machine without CUDA, saying why."""
-    if ON_GPU:
-        return
-    here = os.path.dirname(__file__)
-    for item in items:
-        if item.get_closest_marker("gpu") and str(item.path).startswith(here):
-            item.add_marker(pytest.mark.skip(reason=GPU_SKIP_REASON))
+from testutils.gpu import DEVICE
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from testutils.gpu import FULL_SHAPES_NEED_A_GPU
 
 from hida_rt.kernels import deform_conv as K
 from hida_rt.kernels._tolerances import TOLERANCES
@@ -69,7 +70,7 @@ def test_rejects_mismatched_shapes(device):
 
 # The DOG layers: up0 (512 -> 512 at 2x2 for 256x256 input), up1 (1024 -> 512 at 4x4);
 # at 512x512 input both double in size.
-@pytest.mark.gpu
+@pytest.mark.gpu(reason=FULL_SHAPES_NEED_A_GPU)
 @pytest.mark.parametrize("dtype, atol, rtol", TOLERANCES["deform_conv"])
 @pytest.mark.parametrize("cin, hw", [(512, 2), (1024, 4), (512, 4), (1024, 8)])
 @pytest.mark.parametrize("n", [1, 8, 32])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from testutils.gpu import FULL_SHAPES_NEED_A_GPU
 
 from hida_rt.kernels import ida as K
 from hida_rt.kernels._tolerances import TOLERANCES
@@ -42,7 +43,7 @@ def test_ida_large_mean(run_and_check, launch):
     run_and_check((1, 2, 16, 16), torch.float32, 2e-4, 1e-4, y_mean=300.0, **launch)
 
 
-@pytest.mark.gpu
+@pytest.mark.gpu(reason=FULL_SHAPES_NEED_A_GPU)
 @pytest.mark.parametrize("dtype, atol, rtol", TOLERANCES["ida"])
 @pytest.mark.parametrize("layer, c, hw", [("up0", 512, 2), ("up1", 512, 4), ("up5", 128, 64), ("up6", 64, 128)])
 @pytest.mark.parametrize("n", [1, 8])

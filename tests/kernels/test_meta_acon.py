@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from testutils.gpu import FULL_SHAPES_NEED_A_GPU
 
 from hida_rt.kernels import meta_acon as K
 from hida_rt.kernels._tolerances import TOLERANCES
@@ -80,7 +81,7 @@ LIVE_SHAPES = [(128, 128), (512, 2), (64, 128), (1, 128), (128, 128)]
 CONST_SHAPES = [(128, 64), (256, 32), (512, 16), (512, 8), (512, 4), (512, 2)]
 
 
-@pytest.mark.gpu
+@pytest.mark.gpu(reason=FULL_SHAPES_NEED_A_GPU)
 @pytest.mark.parametrize("dtype, atol, rtol", TOLERANCES["meta_acon"])
 @pytest.mark.parametrize("c, hw", LIVE_SHAPES)
 @pytest.mark.parametrize("n", [1, 8])
@@ -88,7 +89,7 @@ def test_meta_acon_layer_shapes_gpu(check_meta_acon, n, c, hw, dtype, atol, rtol
     check_meta_acon((n, c, hw, hw), dtype, atol, rtol)
 
 
-@pytest.mark.gpu
+@pytest.mark.gpu(reason=FULL_SHAPES_NEED_A_GPU)
 @pytest.mark.parametrize("dtype, atol, rtol", TOLERANCES["acon_const"])
 @pytest.mark.parametrize("c, hw", CONST_SHAPES)
 @pytest.mark.parametrize("n", [1, 8])

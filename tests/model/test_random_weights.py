@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
+from testutils.cli import assert_one_line_error, run_in_process, run_module
 
 from hida_rt.model import full_shapes
 from hida_rt.random_weights import AUTHORS_GAIN, random_generator_state, random_lightning_checkpoint
@@ -44,10 +43,11 @@ def test_same_seed_same_tensors_other_seed_differs():
 
 
 def test_cli_writes_identical_files_for_a_seed(tmp_path):
+    """Once as a user runs it (a fresh process), once in-process: same seed, same bytes, across processes."""
     paths = [tmp_path / "a" / "w.ckpt", tmp_path / "b.ckpt"]
-    for p in paths:
-        r = subprocess.run([sys.executable, "-m", "hida_rt.random_weights", "-o", str(p), "--seed", "4", "--plain"],
-                           capture_output=True, text=True)
+    for p, in_process in zip(paths, (False, True)):
+        args = ["-o", p, "--seed", "4", "--plain"]
+        r = run_in_process("hida_rt.random_weights", args) if in_process else run_module("hida_rt.random_weights", *args)
         assert r.returncode == 0, r.stderr
         assert "768 generator tensors" in r.stdout
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
@@ -56,7 +56,7 @@ def test_cli_writes_identical_files_for_a_seed(tmp_path):
 
 
 def test_cli_rejects_bad_gain(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hida_rt.random_weights", "-o", str(tmp_path / "x.ckpt"), "--gain", "0"],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--gain" in r.stderr
+    r = run_in_process("hida_rt.random_weights", ["-o", tmp_path / "x.ckpt", "--gain", "0"])
+    assert_one_line_error(r, "--gain", code=2, prog="hida_rt.random_weights")
+    assert r.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir())

@@ -1,7 +1,10 @@
 """Fixtures of the TensorRT levels (docs/proof.md: L2, L4, L5), built once per session.
 
 - `portable_model`: the portable ONNX of the spread checkpoint at 256x256
-  (the export every pass starts from).
+  (the export every pass starts from): the session's one export
+  (tests/conftest.py `exported_model`), not a second one.
+- `shared_portable_export`: makes the build's own export of the spread
+  checkpoint at 256x256 reuse that same export (and records the calls).
 - `trt_models`: the TensorRT ONNX at FP32 and FP16, with their pass reports.
 - `l2_case`: one batch of two (the astronaut sample with style 2, a random
   photo with a mixed style; fresh seed per session, in every message) and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import onnx
 import pytest
@@ -27,7 +31,7 @@ import torch
 
 from hida_rt.export import trt_parity
 from hida_rt.export.manifest import Manifest, now_utc
-from hida_rt.export.onnx_export import build_onnx_model
+from hida_rt.export import onnx_export
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,33 @@ class L2Case:
 
 
 @pytest.fixture(scope="session")
-def portable_model(spread_ckpt) -> onnx.ModelProto:
-    return build_onnx_model(spread_ckpt, 256, 256)
+def portable_model(exported_model) -> onnx.ModelProto:
+    """Read-only (the graph passes import it into a new graph): the export of tests/conftest.py."""
+    return exported_model
+
+
+@pytest.fixture
+def shared_portable_export(monkeypatch, spread_ckpt, exported_model) -> list:
+    """hida_rt.export.onnx_export.build_onnx_model, answering a copy of the session's export when asked for
+    exactly what it holds (the spread checkpoint at 256x256, default opset), else exporting as usual.
+
+    The session export came from the same function (cached_onnx -> _from_weights) on the same file, so the
+    answer is what the call would compute; the returned list records each call's (weights, h, w, opset).
+    """
+    real = onnx_export.build_onnx_model
+    calls = []
+
+    def build_onnx_model(weights, height=256, width=256, opset=onnx_export.DEFAULT_OPSET, progress=False):
+        calls.append((Path(weights), height, width, opset))
+        if Path(weights).resolve() == spread_ckpt.resolve() and (height, width, opset) == (
+                256, 256, onnx_export.DEFAULT_OPSET):
+            copy = onnx.ModelProto()
+            copy.CopyFrom(exported_model)
+            return copy
+        return real(weights, height, width, opset, progress)
+
+    monkeypatch.setattr(onnx_export, "build_onnx_model", build_onnx_model)
+    return calls
 
 
 @pytest.fixture(scope="session")

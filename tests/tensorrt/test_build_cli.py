@@ -7,27 +7,30 @@ names what is missing and the command to run elsewhere (exit code 3).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import onnx
 import pytest
+from testutils.cli import assert_one_line_error, run_in_process, run_module
 
-from hida_rt.build import EXIT_NOT_BUILT, finish_command, build_parser
-from hida_rt.build import main as build_main
+from hida_rt.build import EXIT_NOT_BUILT, build_parser, finish_command
 from hida_rt.checkpoint import file_sha256
-from hida_rt.cli import run_cli
+from hida_rt.export import onnx_export
 from hida_rt.export.graph_passes import plugin_nodes
 from hida_rt.export.manifest import read_manifest
 from hida_rt.export.tensorrt_builder import missing_for_build
 
 
-def run_build(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run_cli(build_main, argv, prog="hida_rt.build")
-    return code, out.getvalue(), err.getvalue()
+def run_build(argv: list) -> tuple[int, str, str]:
+    return run_in_process("hida_rt.build", argv)
+
+
+def test_entry_point_as_a_user_runs_it(tmp_path, spread_ckpt):
+    """`python -m hida_rt.build` itself: a refused setting, before any work, in one line and exit 2."""
+    r = run_module("hida_rt.build", "--weights", spread_ckpt, "-o", tmp_path / "e.plan", "--height", "300",
+                   timeout=300)
+    assert_one_line_error(r, "multiple of 256", code=2, prog="hida_rt.build")
+    assert r.stdout == "" and list(tmp_path.iterdir()) == []
 
 
 def test_help_names_the_outputs_and_exit_codes(capsys):
@@ -56,11 +59,14 @@ def test_missing_weights(tmp_path):
 
 
 @pytest.mark.skipif(missing_for_build() is None, reason="this machine can build engines; see test_l5_engine.py")
-def test_without_tensorrt_writes_onnx_and_unbuilt_manifest(tmp_path, spread_ckpt):
+def test_without_tensorrt_writes_onnx_and_unbuilt_manifest(tmp_path, spread_ckpt, shared_portable_export):
     plan = tmp_path / "engines" / "hida_fp16.plan"
     argv = ["--weights", str(spread_ckpt), "-o", str(plan), "--max-batch", "4", "--verify", "-q"]
     code, out, err = run_build(argv)
     assert code == EXIT_NOT_BUILT, err
+    # The build exported exactly these weights at this size (answered from the session's export).
+    assert [(w.resolve(), *settings) for w, *settings in shared_portable_export] == [
+        (spread_ckpt.resolve(), 256, 256, onnx_export.DEFAULT_OPSET)]
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hida_rt.build: error: no engine built: ")
     assert missing_for_build() in lines[0]

@@ -7,17 +7,14 @@ elsewhere saying which is missing. One command does the same by hand:
 """
 from __future__ import annotations
 
-import contextlib
-import io
 
 import numpy as np
 import pytest
 import torch
+from testutils.cli import run_in_process
 
 from hida_rt.backends import create_backend
-from hida_rt.build import main as build_main
 from hida_rt.checkpoint import file_sha256, load_generator
-from hida_rt.cli import run_cli
 from hida_rt.errors import InputError
 from hida_rt.export import trt_parity
 from hida_rt.export.manifest import manifest_path, read_manifest
@@ -35,11 +32,8 @@ MAX_BATCH = 4
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, spread_ckpt):
     plan = tmp_path_factory.mktemp("engine") / "hida_fp16.plan"
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run_cli(build_main, ["--weights", str(spread_ckpt), "-o", str(plan), "--max-batch", str(MAX_BATCH),
-                                    "--verify"], prog="hida_rt.build")
-    assert code == 0, err.getvalue()[-3000:]
+    r = run_in_process("hida_rt.build", ["--weights", spread_ckpt, "-o", plan, "--max-batch", MAX_BATCH, "--verify"])
+    assert r.returncode == 0, r.stderr[-3000:]
     return plan
 
 

@@ -100,6 +100,50 @@ Image resample_vertical(const Image& in, int height) {
   return out;
 }
 
+// numpy.pad(..., mode="reflect") index: mirrored about the edge pixels without repeating them
+// (OpenCV's BORDER_REFLECT_101), folded again for pads wider than the image.
+int reflect101(int i, int n) {
+  if (n == 1) return 0;
+  const int period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+// hida_rt.images.gaussian_blur's taps: exp(-x^2 / (2 sigma^2)) in double, divided by their sum
+// (added left to right, as NumPy's sum of a few values), then rounded to float.
+std::vector<float> gaussian_taps(int ksize, double sigma) {
+  const int r = ksize / 2;
+  std::vector<double> t(ksize);
+  for (int i = 0; i < ksize; ++i) {
+    const double x = static_cast<double>(i - r) / sigma;
+    t[i] = std::exp(-0.5 * (x * x));
+  }
+  double total = 0.0;
+  for (int i = 0; i < ksize; ++i) total += t[i];
+  std::vector<float> taps(ksize);
+  for (int i = 0; i < ksize; ++i) taps[i] = static_cast<float>(t[i] / total);
+  return taps;
+}
+
+// One separable pass along rows or along columns, as Python's sum(t * shifted for ...):
+// each product rounded to float, then added in tap order starting from 0 (no FMA: see CMakeLists).
+void blur_pass(const float* in, float* out, int height, int width, const std::vector<float>& taps, bool along_rows) {
+  const int r = static_cast<int>(taps.size()) / 2;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      float acc = 0.0f;
+      for (int i = 0; i < static_cast<int>(taps.size()); ++i) {
+        const std::size_t src = along_rows ? std::size_t(y) * width + reflect101(x + i - r, width)
+                                           : std::size_t(reflect101(y + i - r, height)) * width + x;
+        const float product = taps[i] * in[src];
+        acc += product;
+      }
+      out[std::size_t(y) * width + x] = acc;
+    }
+  }
+}
+
 void check_image(const Image& image, const char* what) {
   if (image.width <= 0 || image.height <= 0 || image.channels < 1 ||
       image.pixels.size() != std::size_t(image.width) * image.height * image.channels) {
@@ -156,7 +200,17 @@ void photo_to_chw(const Image& photo, int height, int width, float* out) {
 
 void depth_to_chw(const Image& depth, int height, int width, float* out) {
   const Image im = resize_bilinear(to_grey(depth), width, height);
-  for (std::size_t i = 0; i < im.pixels.size(); ++i) out[i] = static_cast<float>(im.pixels[i]) / 255.0f;
+  std::vector<float> grey(im.pixels.size()), rows(im.pixels.size());
+  for (std::size_t i = 0; i < im.pixels.size(); ++i) grey[i] = static_cast<float>(im.pixels[i]) / 255.0f;
+  gaussian_blur(grey.data(), rows.data(), out, height, width);
+}
+
+void gaussian_blur(const float* in, float* scratch, float* out, int height, int width, int ksize, double sigma) {
+  if (ksize < 1 || ksize % 2 == 0 || !(sigma > 0.0)) throw Error("gaussian_blur: ksize must be odd and sigma > 0");
+  const std::vector<float> taps = gaussian_taps(ksize, sigma);
+  // Rows first, then columns, as hida_rt.images.gaussian_blur.
+  blur_pass(in, scratch, height, width, taps, true);
+  blur_pass(scratch, out, height, width, taps, false);
 }
 
 Image sketch_to_grey(const float* sketch, int height, int width) {

@@ -25,14 +25,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import HIDAGenerator, ops
-from .model.blocks import MetaAconC, SPADEUp, UNetDown
+from hida_rt.model import HIDAGenerator, ops
+from hida_rt.model.blocks import MetaAconC, SPADEUp, UNetDown
 
 
 def _kernel_ops():
     # Imported on first use: importing Triton kernels decides, once, whether they are
     # compiled or interpreted (TRITON_INTERPRET), which callers may still be setting.
-    from .kernels import _library
+    from . import _library
     return _library
 
 

@@ -11,12 +11,13 @@ import importlib.util
 
 import torch
 
-from ..checkpoint import load_generator
-from ..errors import BackendUnavailable, CheckpointError
-from ..fused_model import FusedHIDA
-from .base import Backend
-from .devices import parse_device
-from .eager import DTYPES
+from hida_rt.backends.base import Backend
+from hida_rt.backends.devices import parse_device
+from hida_rt.backends.eager import DTYPES
+from hida_rt.checkpoint import load_generator
+from hida_rt.errors import BackendUnavailable, CheckpointError
+
+from .fused_model import FusedHIDA
 
 # Replays before capture: Triton compiles each kernel and cuDNN picks its algorithms
 # on first use, and neither may happen inside a capture.
