@@ -21,9 +21,9 @@ from .model import SIZE_MULTIPLE
 WEIGHTS_HELP = "HIDA checkpoint: Lightning .ckpt or plain state dict .pth"
 STYLE_HELP = ("FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
               "for styles 1,2,3, e.g. 0.5,0,0.5 (default {default})")
-BACKEND_HELP = ("inference backend; auto (default) picks tensorrt if --engine is given and TensorRT is "
-                "present, else triton on a GPU, else onnxruntime (exports and caches the ONNX beside the "
-                "weights on first use), else eager")
+BACKEND_HELP = ("inference backend; auto (default): tensorrt when --engine is given (and a one-line error if "
+                "TensorRT cannot run it here), else triton on a GPU, else onnxruntime (exports and caches the "
+                "ONNX beside the weights on first use), else eager")
 DEVICE_HELP = "torch device for eager/triton: cpu, cuda, cuda:1 (default: cuda if present)"
 ONNX_HELP = "onnxruntime backend: ONNX file to use (default: cached beside the weights)"
 ENGINE_HELP = "tensorrt backend: the .plan engine to load"
