@@ -21,9 +21,10 @@ from .cli import atomic_path, run_cli
 from .cli_options import add_backend_options, add_style, add_weights, backend_from_args
 from .errors import InputError
 from .model import SIZE_MULTIPLE
-from .video_io import OUTPUT_SUFFIXES, FileReader, H264Writer, open_source
+from .video_io import (OUTPUT_SUFFIXES, VERYFAST_MIN_CORES, X264_PRESETS, FileReader, H264Writer, default_preset,
+                       open_source)
 from .video_modes import NO_FACE_POLICIES, FaceMode, WholeFrameMode
-from .video_pipeline import Pipeline, Result
+from .video_pipeline import Pipeline, Result, default_workers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,15 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "height rounded to one); the width follows the aspect ratio")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0 (lossless) to 51 (worst) (default 18)")
-    p.add_argument("--preset", default="veryfast",
-                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
-                   help="x264 speed/size trade-off (default veryfast)")
+    p.add_argument("--preset", default="auto", choices=("auto", *X264_PRESETS),
+                   help="x264 speed/size trade-off; auto (default): veryfast on a machine with "
+                        f"{VERYFAST_MIN_CORES}+ CPU cores, else ultrafast (files 4-6x bigger, but on few cores veryfast "
+                        f"would cost more CPU than the rest of the pipeline; here: {default_preset()})")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads that cut faces and render their depth maps beside the tracking thread (default: "
+                        f"from the CPU cores, here {default_workers()})")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
-    for name in ("batch_size", "max_faces"):
+    for name in ("batch_size", "max_faces") + (("workers",) if args.workers is not None else ()):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
@@ -121,13 +126,16 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
             else:
                 from .face import Smoothing
 
-                mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face)
+                # The reader's frames are used once: sketches are pasted into them, not into copies.
+                mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face,
+                                draw_in_place=True)
             backend = backend_from_args(args)
 
             def run_backend(photo, depth):
                 return backend.run(photo, depth, style.expand(len(photo), 3).contiguous())
 
-            writer = H264Writer(tmp, reader.width, reader.height, reader.fps, crf=args.crf, preset=args.preset,
+            preset = default_preset() if args.preset == "auto" else args.preset
+            writer = H264Writer(tmp, reader.width, reader.height, reader.fps, crf=args.crf, preset=preset,
                                 audio_from=reader.path if isinstance(reader, FileReader) and reader.has_audio else None,
                                 name=str(out))
             total = reader.frame_count if args.max_frames is None else min(reader.frame_count or args.max_frames,
@@ -137,7 +145,8 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
             try:
                 result = Pipeline(itertools.islice(reader.frames(), args.max_frames), mode, run_backend, writer.write,
                                   batch_size=args.batch_size, on_frame=lambda work: bar.update(),
-                                  graceful_stop=None if isinstance(reader, FileReader) else reader.stop).run()
+                                  graceful_stop=None if isinstance(reader, FileReader) else reader.stop,
+                                  workers=args.workers).run()
             except BaseException:
                 writer.abort()
                 raise

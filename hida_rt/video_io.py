@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +28,23 @@ TIME_BASE = Fraction(1, 90000)
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus"})
 # A file whose header promises more frames than decode yields by more than this was cut short.
 TRUNCATION_SLACK = 2
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# x264's "veryfast" costs ~3x the CPU of "ultrafast" per frame, more than the rest of the host
+# path together: on a machine with fewer cores than this it would hold the pipeline (and a GPU
+# backend) back, so "auto" trades file size (4-6x bigger at one --crf) for speed there.
+VERYFAST_MIN_CORES = 8
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_preset(cores: int | None = None) -> str:
+    """The x264 preset of --preset auto: "veryfast" with cores to spare for it, else "ultrafast"."""
+    return "veryfast" if (cores or available_cores()) >= VERYFAST_MIN_CORES else "ultrafast"
 
 
 def require_av() -> ModuleType:
@@ -37,7 +55,8 @@ def require_av() -> ModuleType:
 
 
 def _first_line(e: BaseException) -> str:
-    """FFmpeg's reason without PyAV's errno and file-name decoration."""
+    """The error as one line (hida_rt.errors.first_line): for PyAV's errors, OSErrors, their strerror,
+    which is FFmpeg's reason without the errno and file name that str() adds."""
     return first_line(e)
 
 
@@ -276,6 +295,10 @@ class H264Writer:
         except BaseException:
             self.abort()
             raise
+        try:  # OpenCV (the face extra) converts faster than PyAV alone; without it, PyAV does
+            self._cv2 = importlib.import_module("cv2")
+        except ImportError:
+            self._cv2 = None
         self._last_pts = -1
         self._frame_seconds = 1 / float(fps)
         self._end = 0.0  # where the video written so far ends, in seconds: the audio stops there too
@@ -289,8 +312,17 @@ class H264Writer:
         except (self._av.FFmpegError, OSError) as e:
             raise HidaError(f"{self.name}: writing the video failed ({_first_line(e)})") from None
 
+    def _to_frame(self, image: np.ndarray):
+        rgb = np.ascontiguousarray(image[: self.height, : self.width])
+        if self._cv2 is not None:
+            # OpenCV's RGB -> I420 (BT.601, limited range, as swscale's default) is SIMD and
+            # threaded; PyAV's rgb24 frame plus swscale costs ~10x more per 1080p frame.
+            return self._av.VideoFrame.from_ndarray(self._cv2.cvtColor(rgb, self._cv2.COLOR_RGB2YUV_I420),
+                                                    format="yuv420p")
+        return self._av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
     def write(self, image: np.ndarray, t: float) -> None:
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: self.height, : self.width]), format="rgb24")
+        frame = self._to_frame(image)
         # Strictly increasing pts: two input frames may round to one tick.
         pts = max(int(round(t / TIME_BASE)), self._last_pts + 1)
         frame.pts, frame.time_base = pts, TIME_BASE

@@ -5,7 +5,6 @@ import numpy as np
 from PIL import Image
 
 from . import images
-from .model import SIZE_MULTIPLE
 from .video_io import Frame
 from .video_pipeline import Work
 
@@ -18,20 +17,41 @@ NO_FACE_POLICIES = {
 
 
 class FaceMode:
-    """Sketch each face (front end -> aligned photo + depth) and paste it back into the frame."""
+    """Sketch each face (front end -> aligned photo + depth) and paste it back into the frame.
 
-    def __init__(self, max_faces: int = 1, smoothing=None, no_face: str = "pass"):
+    locate() tracks the faces (one thread, frames in order); prepare() cuts and
+    renders them and may run on other threads; composite() pastes the sketches
+    back into a copy of the frame, or with draw_in_place into the frame's own
+    image (when it is writable), for a caller whose frames are used once.
+    """
+
+    def __init__(self, max_faces: int = 1, smoothing=None, no_face: str = "pass", *, draw_in_place: bool = False):
         from .face import FaceFrontEnd, paste_back
+        from .face.frontend import align, check_frame
 
         if no_face not in NO_FACE_POLICIES:
             raise ValueError(f"unknown no-face policy {no_face!r}")
         self._front_end = FaceFrontEnd(max_faces=max_faces, smoothing=smoothing)
+        self._align = align
+        self._check = check_frame
         self._paste_back = paste_back
         self._no_face = no_face
+        self._in_place = draw_in_place
         self._last: list[tuple[np.ndarray, object]] = []  # (sketch, face) of the last frame with faces
 
-    def prepare(self, frame: Frame) -> Work:
-        faces = self._front_end.process(frame.image, frame.time)
+    def reset(self) -> None:
+        """Forget tracked faces and the last sketches (a new clip)."""
+        self._front_end.reset()
+        self._last = []
+
+    def locate(self, frame: Frame) -> list[np.ndarray]:
+        """The landmarks of the frame's faces (tracked and smoothed): the sequential part."""
+        return self._front_end.locate(self._check(frame.image), frame.time)
+
+    def prepare(self, frame: Frame, located=None) -> Work:
+        if located is None:
+            located = self.locate(frame)
+        faces = [self._align(frame.image, lm) for lm in located]
         return Work(frame, [images.photo_to_tensor(f.photo) for f in faces],
                     [images.depth_to_tensor(f.depth) for f in faces], context=faces)
 
@@ -45,7 +65,8 @@ class FaceMode:
             pairs = self._last
         out = work.frame.image
         if pairs:
-            out = out.copy()
+            if not (self._in_place and out.flags.writeable):
+                out = out.copy()
             for sketch, face in pairs:
                 self._paste_back(out, sketch, face, out=out)
         return out
@@ -54,12 +75,7 @@ class FaceMode:
         self._front_end.close()
 
 
-def network_size(height: int, width: int, net_height: int | None = None) -> tuple[int, int]:
-    """(H, W) multiples of 256 for a whole frame: the height rounded to the nearest
-    multiple (or net_height), the width following the frame's aspect ratio."""
-    h = net_height or max(SIZE_MULTIPLE, round(height / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    w = max(SIZE_MULTIPLE, round(width * h / height / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    return h, w
+network_size = images.whole_frame_size  # (H, W) multiples of 256 for a whole frame
 
 
 class WholeFrameMode:

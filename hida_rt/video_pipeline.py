@@ -1,12 +1,16 @@
-"""The threaded video pipeline: decode -> prepare -> backend (batched) -> composite + encode.
+"""The threaded video pipeline: decode -> locate -> prepare (workers) -> backend (batched) -> composite + encode.
 
 Each stage runs in its own thread and hands frames on through a bounded
 queue, so a slow stage (the backend, on a CPU) holds the others back instead
 of letting decoded frames pile up in memory (back-pressure), and the fast
-stages run while the backend computes. The backend stage takes whatever
-frames are ready, up to `batch_size` network inputs, so a file fills whole
-batches while a live webcam is never kept waiting for one. Frames stay in
-order: every stage is a single thread reading one FIFO queue.
+stages run while the backend computes. The front end is split in two: the
+sequential part (a mode's locate(): face tracking, which needs the frames
+in order) runs in one thread, and the rest (prepare(): cutting the aligned
+faces, rendering their depth maps, the network inputs) on a pool of
+`workers` threads, whose results are taken back in frame order. The backend
+stage takes whatever frames are ready, up to `batch_size` network inputs,
+so a file fills whole batches while a live webcam is never kept waiting for
+one. Frames stay in order throughout.
 """
 from __future__ import annotations
 
@@ -14,16 +18,23 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
 
-from .video_io import Frame
+from .video_io import Frame, available_cores
 
 STAGES = ("decode", "front end", "backend", "composite", "encode")
 _END = object()  # sentinel: no more frames from upstream
+_UNSET = object()
+
+
+def default_workers() -> int:
+    """Prepare workers for this machine: one beside the tracker on 2-4 cores, up to 4 on many."""
+    return max(1, min(4, (available_cores() - 1) // 2))
 
 
 @dataclass
@@ -38,7 +49,13 @@ class Work:
 
 
 class Mode(Protocol):
-    """What the pipeline sketches: faces, or the whole frame."""
+    """What the pipeline sketches: faces, or the whole frame.
+
+    A mode may also have locate(frame) -> located, the part of preparing
+    that must see the frames one at a time and in order (tracking); the
+    pipeline then calls prepare(frame, located) on its workers. Without it,
+    prepare(frame) runs on the workers alone.
+    """
 
     def prepare(self, frame: Frame) -> Work: ...
 
@@ -46,7 +63,7 @@ class Mode(Protocol):
 
 
 class StageClock:
-    """Busy time per stage (time spent working, not waiting on a queue)."""
+    """Busy time per stage (time spent working, not waiting on a queue), summed over its threads."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
@@ -77,16 +94,40 @@ class _Stopped(Exception):
     """Raised inside a stage when another stage failed or the run was aborted."""
 
 
+def sketches_to_uint8(out: torch.Tensor) -> np.ndarray:
+    """Backend output N×1×H×W in [-1, 1] -> N×H×W uint8 grey, as hida_rt.images.sketch_to_uint8 does for one."""
+    if out.device.type == "cpu":
+        # NumPy on the CPU: torch's thread pool would compete with the other stages for a small array.
+        y = out[:, 0].detach().float().numpy()
+        return np.rint(np.clip((y + 1) * np.float32(127.5), 0, 255)).astype(np.uint8)
+    # On a GPU the arithmetic stays there and only uint8 crosses to the host.
+    return ((out[:, 0].float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
+
+
+def batch_of(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat of CPU tensors, done by NumPy: torch's cat of a few small tensors runs on its
+    OpenMP pool, whose threads then spin for a while, costing a 2-core machine ~5 ms of CPU per
+    call that the other stages need. Tensors elsewhere (a GPU) go to torch.cat."""
+    if len(tensors) == 1:
+        return tensors[0]
+    if all(t.device.type == "cpu" and not t.requires_grad for t in tensors):
+        return torch.from_numpy(np.concatenate([t.numpy() for t in tensors]))
+    return torch.cat(tensors)
+
+
 class Pipeline:
     def __init__(self, frames: Iterable[Frame], mode: Mode, run_backend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  write: Callable[[np.ndarray, float], None], *, batch_size: int = 4,
                  on_frame: Callable[[Work], None] | None = None,
-                 graceful_stop: Callable[[], None] | None = None):
+                 graceful_stop: Callable[[], None] | None = None,
+                 workers: int | None = None):
         self._frames = frames
         self._mode = mode
+        self._locate = getattr(mode, "locate", None)
         self._run_backend = run_backend  # (photo N×3×H×W, depth N×1×H×W) -> sketch N×1×H×W, style bound in
         self._write = write
         self._batch_size = batch_size
+        self._workers = max(1, workers if workers is not None else default_workers())
         self._on_frame = on_frame
         # Called on the first Ctrl-C, if given: a live source stops and the
         # frames already in flight are still written (a second Ctrl-C aborts).
@@ -97,7 +138,7 @@ class Pipeline:
         self.batches = 0
         depth = max(2, 2 * batch_size)  # room for a full batch waiting while the previous one computes
         self._decoded: queue.Queue = queue.Queue(depth)
-        self._prepared: queue.Queue = queue.Queue(depth)
+        self._prepared: queue.Queue = queue.Queue(max(depth, self._workers))  # futures, in frame order
         self._sketched: queue.Queue = queue.Queue(depth)
 
     # -- queue plumbing that gives up when the run is stopped -----------------
@@ -150,26 +191,38 @@ class Pipeline:
                 return
             self._put(self._decoded, frame)
 
-    def _prepare(self) -> None:
+    def _prepare_one(self, frame: Frame, located) -> Work:
+        t = time.perf_counter()
+        work = self._mode.prepare(frame) if located is _UNSET else self._mode.prepare(frame, located)
+        self.clock.add("front end", time.perf_counter() - t)
+        return work
+
+    def _front_end(self, pool: ThreadPoolExecutor) -> None:
         while (frame := self._get(self._decoded)) is not _END:
-            t = time.perf_counter()
-            work = self._mode.prepare(frame)
-            self.clock.add("front end", time.perf_counter() - t)
-            self._put(self._prepared, work)
+            located = _UNSET
+            if self._locate is not None:
+                t = time.perf_counter()
+                located = self._locate(frame)
+                self.clock.add("front end", time.perf_counter() - t)
+            # The queue holds the futures in submission (= frame) order: that is the reassembly.
+            self._put(self._prepared, pool.submit(self._prepare_one, frame, located))
 
     def _infer(self) -> None:
         held = None  # a frame taken from the queue that did not fit in the last batch
         while True:
-            first = held if held is not None else self._get(self._prepared)
+            first = held if held is not None else self._work(self._get(self._prepared))
             held = None
             if first is _END:
                 return
             batch, inputs = [first], len(first.photos)
             while inputs < self._batch_size:  # take what is ready, never wait for more
                 try:
-                    nxt = self._prepared.get_nowait()
-                except queue.Empty:
+                    nxt = self._prepared.queue[0] if self._prepared.qsize() else None
+                except IndexError:
+                    nxt = None
+                if nxt is None or (isinstance(nxt, Future) and not nxt.done()):
                     break
+                nxt = self._work(self._prepared.get_nowait())
                 if nxt is _END or inputs + len(nxt.photos) > self._batch_size:
                     held = nxt  # a frame's inputs stay in one call where they fit
                     break
@@ -181,16 +234,18 @@ class Pipeline:
             for work in batch:
                 self._put(self._sketched, work)
 
+    @staticmethod
+    def _work(item):
+        return item.result() if isinstance(item, Future) else item
+
     def _sketch(self, batch: list[Work]) -> None:
         photos = [p for w in batch for p in w.photos]
         depths = [d for w in batch for d in w.depths]
         sketches: list[np.ndarray] = []
         for start in range(0, len(photos), self._batch_size):
-            out = self._run_backend(torch.cat(photos[start:start + self._batch_size]),
-                                    torch.cat(depths[start:start + self._batch_size]))
-            # [-1, 1] -> uint8 grey, as hida_rt.images.sketch_to_uint8 does for one sketch
-            grey = ((out[:, 0].float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
-            sketches.extend(grey)
+            out = self._run_backend(batch_of(photos[start:start + self._batch_size]),
+                                    batch_of(depths[start:start + self._batch_size]))
+            sketches.extend(sketches_to_uint8(out))
             self.batches += 1
         for work in batch:
             work.sketches, sketches = sketches[:len(work.photos)], sketches[len(work.photos):]
@@ -198,9 +253,10 @@ class Pipeline:
     # -- the main thread: composite, encode, report ---------------------------
     def run(self) -> Result:
         start = time.perf_counter()
+        pool = ThreadPoolExecutor(self._workers, thread_name_prefix="hida-video-prepare")
         threads = [
             self._stage("decode", self._decode, self._decoded),
-            self._stage("front-end", self._prepare, self._prepared),
+            self._stage("front-end", lambda: self._front_end(pool), self._prepared),
             self._stage("backend", self._infer, self._sketched),
         ]
         frames = with_input = 0
@@ -232,6 +288,7 @@ class Pipeline:
             self._stop.set()
             for thread in threads:
                 thread.join(timeout=5)
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._errors:
             raise self._errors[0]
         wall = time.perf_counter() - start

@@ -5,7 +5,7 @@ package does not, calling into it does, and says how to install it.
 """
 from ._deps import FACE_INSTALL
 from .frontend import AlignedFace, FaceFrontEnd, prepare_faces
-from .paste import paste_back
+from .paste import paste_all, paste_back
 from .smoothing import OneEuroFilter, Smoothing
 from .template import alignment_matrix
 
@@ -16,6 +16,7 @@ __all__ = [
     "OneEuroFilter",
     "Smoothing",
     "alignment_matrix",
+    "paste_all",
     "paste_back",
     "prepare_faces",
 ]

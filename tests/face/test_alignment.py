@@ -84,3 +84,18 @@ def test_the_original_photo_is_cut_like_the_shipped_sample(still_front_end, samp
     both = (mine > 0) & (theirs > 0)
     assert both.sum() / ((mine > 0) | (theirs > 0)).sum() > 0.93
     assert np.corrcoef(mine[both], theirs[both])[0, 1] > 0.95
+
+
+def test_landmarks_read_in_bulk_equal_field_by_field(mediapipe):
+    from mediapipe.framework.formats import landmark_pb2
+
+    from hida_rt.face.landmarks import _landmark_array
+
+    rng = np.random.default_rng(0)
+    plain = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in rng.normal(size=(478, 3)).astype(np.float32):
+        plain.landmark.add(x=x, y=y, z=z)
+    expected = np.array([(p.x, p.y, p.z) for p in plain.landmark])
+    np.testing.assert_array_equal(_landmark_array(plain), expected)
+    plain.landmark[3].visibility = 0.5  # another layout: read field by field, same answer
+    np.testing.assert_array_equal(_landmark_array(plain), expected)

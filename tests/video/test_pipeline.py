@@ -151,3 +151,56 @@ def test_ctrl_c_aborts_a_file():
 
     with pytest.raises(KeyboardInterrupt):
         run(10, write=write)
+
+
+class LocatingMode(CountingMode):
+    """A mode with a sequential part: locate() must see every frame once, in order, in one thread;
+    prepare() (given what locate found) runs on the workers, each frame taking a different time."""
+
+    def __init__(self):
+        self.located, self.locate_threads, self.prepare_threads = [], set(), set()
+
+    def locate(self, frame):
+        self.located.append(frame.index)
+        self.locate_threads.add(threading.get_ident())
+        return frame.index * 10
+
+    def prepare(self, frame, located=None):
+        assert located == frame.index * 10
+        self.prepare_threads.add(threading.get_ident())
+        time.sleep(0.001 * ((frame.index * 7) % 5))  # later frames often finish first
+        return super().prepare(frame)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_workers_prepare_out_of_order_and_frames_come_back_in_order(workers):
+    mode = LocatingMode()
+    written = []
+    result = Pipeline(frames(40), mode, identity_backend, lambda image, t: written.append(image), batch_size=4,
+                      workers=workers).run()
+    assert result.frames == 40 and [w[0] for w in written] == list(range(40))
+    for image in written:
+        assert list(image[1:]) == [image[0]] * (image[0] % 3)  # each frame still has its own sketches
+    assert mode.located == list(range(40)) and len(mode.locate_threads) == 1
+    assert min(workers, 2) <= len(mode.prepare_threads) <= workers  # several at once, when there are several
+    assert not mode.prepare_threads & mode.locate_threads
+
+
+def test_a_prepare_error_on_a_worker_is_raised_in_the_caller():
+    class Failing(CountingMode):
+        def prepare(self, frame):
+            if frame.index == 7:
+                raise InputError("frame 7 is broken")
+            return super().prepare(frame)
+
+    with pytest.raises(InputError, match="frame 7"):
+        Pipeline(frames(20), Failing(), identity_backend, lambda image, t: None, workers=2).run()
+
+
+def test_batch_of_matches_torch_cat():
+    from hida_rt.video_pipeline import batch_of, sketches_to_uint8
+
+    parts = [torch.rand(1, 3, 8, 8) for _ in range(3)]
+    assert torch.equal(batch_of(parts), torch.cat(parts)) and batch_of(parts[:1]) is parts[0]
+    y = torch.tensor([[[[-1.0, -0.5, 0.0, 0.999, 1.0, 3.0]]]])
+    assert sketches_to_uint8(y).tolist() == [[[0, 64, 128, 255, 255, 255]]]  # clamped, rounded half to even

@@ -101,3 +101,33 @@ def test_bad_arguments_are_one_line(av, face_clip, tmp_path, capfd):
     ]:
         code, _, stderr = run_video([face_clip, "--weights", "w.ckpt", *args], capfd)
         assert code == 2 and stderr.count("\n") == 1 and message in stderr, stderr
+
+
+def test_several_faces_of_a_filmed_group_photo(mediapipe, lightning_ckpt, tmp_path, capfd):
+    """--max-faces: a real group photo filmed by a moving camera, each of its faces sketched in each frame."""
+    pytest.importorskip("skimage.data", reason="scikit-image (bundled real photos) is missing")
+    from testutils.real_photos import filmed, group_photo, moved
+
+    layout = ((0.24, 0.3, 0.42, "hopper", False, 0), (0.18, 0.68, 0.40, "astronaut", False, 6))
+    photo, placed = group_photo(1280, 720, layout=layout)
+    frames, matrices = filmed(photo, 2, 640, 360, pan=0.02, zoom=0.04, degrees=1.0)
+    clip = write_clip(tmp_path / "pair.mp4", frames, audio=None)
+    out = tmp_path / "pair_sketch.mp4"
+    code, stdout, stderr = run_video([clip, "-o", out, "--weights", lightning_ckpt, "--backend", "eager",
+                                      "--device", "cpu", "--max-faces", "3", "--workers", "2"], capfd)
+    assert code == 0, stderr
+    assert stdout.startswith(f"wrote {out}: 2 frames 640x360, 2 with a face")
+    for before, after, m in zip(probe(clip)["frames"], probe(out)["frames"], matrices):
+        for face in (moved(p, m) for p in placed):
+            x, y, r = int(face.cx), int(face.cy), int(face.height * 0.2)
+            core = after[y - r:y + r, x - r:x + r].astype(int)
+            assert (core.max(axis=2) - core.min(axis=2)).mean() < 6, face  # grey now: sketched (up to H.264)
+            assert np.abs(core - before[y - r:y + r, x - r:x + r]).mean() > 10
+        assert np.abs(after[:30, :30].astype(int) - before[:30, :30]).mean() < 4  # the rest untouched
+
+
+def test_bad_workers_is_one_line(lightning_ckpt, face_clip, tmp_path, capfd):
+    code, _, err = run_video([face_clip, "-o", tmp_path / "o.mp4", "--weights", lightning_ckpt, "--workers", "0"],
+                             capfd)
+    assert code == 2 and err.strip() == "hida_rt.video: error: --workers must be at least 1"
+    assert list(tmp_path.iterdir()) == []
