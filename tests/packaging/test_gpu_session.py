@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from testutils.checkout_copy import REPO, copy_checkout, recorded_commit
-from testutils.tritons import TRITON36_VENV
+from testutils.tritons import TRITON36_VENV, prepared_envs_required
 
 CACHE = TRITON36_VENV.parent
 MIN_PIP = (25, 3)
@@ -38,7 +38,7 @@ def current_pip_wheel() -> Path:
     wheels = sorted((CACHE / "wheels").glob("pip-*.whl"), key=_version)
     if not wheels or _version(wheels[-1]) < MIN_PIP:
         reason = f"no pip >= 25.3 wheel in {CACHE / 'wheels'} (bash tools/install-test-deps.sh downloads one)"
-        if os.environ.get("HIDA_REQUIRE_PREPARED_ENVS") == "1":
+        if prepared_envs_required():
             pytest.fail(reason)
         pytest.skip(reason)
     return wheels[-1]
