@@ -31,9 +31,10 @@ from tqdm import tqdm
 
 from . import batch_files as bf
 from . import images, styles
+from .checkpoint import check_weights_file
 from .cli import run_cli
 from .cli_options import add_backend_options, add_style, add_weights
-from .errors import CheckpointError, HidaError, InputError, first_line
+from .errors import HidaError, InputError, first_line
 from .model import SIZE_MULTIPLE
 
 EXIT_SOME_FAILED = 1
@@ -269,8 +270,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise InputError(f"--{o.replace('_', '-')} must be a number >= 0")
     if args.cpus_per_actor == 0 and not args.gpus_per_actor:
         raise InputError("--cpus-per-actor 0 needs --gpus-per-actor: an actor must reserve something")
-    if not Path(args.weights).is_file():
-        raise CheckpointError(f"{args.weights}: no such checkpoint file (pass --weights with the HIDA .ckpt/.pth)")
+    check_weights_file(args.weights)
 
 
 def settings_from_args(args: argparse.Namespace, pl: Plan, style: torch.Tensor) -> Settings:

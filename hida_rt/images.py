@@ -159,10 +159,19 @@ def depth_to_tensor(depth: Image.Image | np.ndarray, size: tuple[int, int] = (NE
     return torch.from_numpy(np.ascontiguousarray(gaussian_blur(x)))[None, None]
 
 
+def sketches_to_uint8(out: torch.Tensor) -> np.ndarray:
+    """Backend output N x 1 x H x W in [-1, 1] -> N x H x W uint8 grey (clamped, rounded half to even)."""
+    if out.device.type == "cpu":
+        # NumPy on the CPU: torch's thread pool would compete with the video's other stages for a small array.
+        y = out[:, 0].detach().float().numpy()
+        return np.rint(np.clip((y + 1) * np.float32(127.5), 0, 255)).astype(np.uint8)
+    # On a GPU the arithmetic stays there and only uint8 crosses to the host.
+    return ((out[:, 0].detach().float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
+
+
 def sketch_to_uint8(sketch: torch.Tensor) -> np.ndarray:
     """One sketch (1 x H x W or H x W, [-1, 1]) -> H x W uint8 grey."""
-    y = sketch.detach().float().cpu().reshape(sketch.shape[-2], sketch.shape[-1])
-    return ((y + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    return sketches_to_uint8(sketch.reshape(1, 1, sketch.shape[-2], sketch.shape[-1]))[0]
 
 
 def sketch_to_image(sketch: torch.Tensor, size: tuple[int, int] | None = None) -> Image.Image:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 import numpy as np
 import torch
 
+from .images import sketches_to_uint8
 from .video_io import Frame, available_cores
 
 STAGES = ("decode", "front end", "backend", "composite", "encode")
@@ -94,14 +95,6 @@ class _Stopped(Exception):
     """Raised inside a stage when another stage failed or the run was aborted."""
 
 
-def sketches_to_uint8(out: torch.Tensor) -> np.ndarray:
-    """Backend output N×1×H×W in [-1, 1] -> N×H×W uint8 grey, as hida_rt.images.sketch_to_uint8 does for one."""
-    if out.device.type == "cpu":
-        # NumPy on the CPU: torch's thread pool would compete with the other stages for a small array.
-        y = out[:, 0].detach().float().numpy()
-        return np.rint(np.clip((y + 1) * np.float32(127.5), 0, 255)).astype(np.uint8)
-    # On a GPU the arithmetic stays there and only uint8 crosses to the host.
-    return ((out[:, 0].float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
 
 
 def batch_of(tensors: list[torch.Tensor]) -> torch.Tensor:

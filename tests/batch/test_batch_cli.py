@@ -214,7 +214,7 @@ def test_bad_locations_fail_in_one_line(batch_data, tmp_path, batch_tools):
     cases.append((batch_data.argv(tmp_path / "file.txt"), "exists and is not a folder"))
     weights = batch_data.argv(tmp_path / "o")
     weights[weights.index("--weights") + 1] = str(tmp_path / "missing.pth")
-    cases.append((weights, "no such checkpoint file"))
+    cases.append((weights, "missing.pth: no such file"))
     for argv, message in cases:
         code, _, stderr = batch_tools.run(argv)
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, (argv, stderr)
