@@ -45,7 +45,7 @@ from testutils.synthetic_video import write_clip  # noqa: E402
 
 from hida_rt import images  # noqa: E402
 from hida_rt.face import FaceFrontEnd, Smoothing, paste_back  # noqa: E402
-from hida_rt.video_io import FileReader, H264Writer, default_preset  # noqa: E402
+from hida_rt.video.io import FileReader, H264Writer, default_preset  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -159,8 +159,8 @@ def test_encode(bench, clip, frames, tmp_path):
 
 
 def test_end_to_end(bench, clip, backend, tmp_path):
-    from hida_rt.video_modes import FaceMode
-    from hida_rt.video_pipeline import Pipeline
+    from hida_rt.video.modes import FaceMode
+    from hida_rt.video.pipeline import Pipeline
 
     mode = FaceMode(smoothing=Smoothing(), draw_in_place=True)
     style = torch.tensor([1.0, 0.0, 0.0])

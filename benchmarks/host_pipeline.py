@@ -36,14 +36,14 @@ def passthrough_network(photo, depth):
 
 def _face_mode(max_faces: int):
     from hida_rt.face import Smoothing
-    from hida_rt.video_modes import FaceMode
+    from hida_rt.video.modes import FaceMode
 
     extra = {"draw_in_place": True} if "draw_in_place" in inspect.signature(FaceMode).parameters else {}
     return FaceMode(max_faces, Smoothing(), "pass", **extra)  # the video CLI's mode and defaults
 
 
 def _default_preset() -> str:
-    import hida_rt.video_io as vio
+    import hida_rt.video.io as vio
 
     # This checkout's CLI default; an older one had a fixed "veryfast".
     return vio.default_preset() if hasattr(vio, "default_preset") else "veryfast"
@@ -61,8 +61,8 @@ class Worker:
 
     def pipeline(self, clip: str, preset: str | None = None, max_faces: int = 1, workers: int | None = None,
                  batch_size: int = 4) -> dict:
-        from hida_rt.video_io import FileReader, H264Writer
-        from hida_rt.video_pipeline import Pipeline
+        from hida_rt.video.io import FileReader, H264Writer
+        from hida_rt.video.pipeline import Pipeline
 
         mode = self.mode(max_faces)
         mode._front_end.reset()  # each run tracks the clip from its first frame, detection included
@@ -80,7 +80,7 @@ class Worker:
 
     def front_end(self, clip: str) -> dict:
         from hida_rt import images
-        from hida_rt.video_io import FileReader
+        from hida_rt.video.io import FileReader
 
         reader = FileReader(clip)
         frames = list(reader.frames())
@@ -114,7 +114,7 @@ class Worker:
 
     def stability(self, clip: str) -> dict:
         from hida_rt.face import FaceFrontEnd, Smoothing
-        from hida_rt.video_io import FileReader
+        from hida_rt.video.io import FileReader
 
         reader = FileReader(clip)
         frames = list(reader.frames())

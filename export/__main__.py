@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from hida_rt.cli import run_cli
+from hida_rt.cli import prog_name, run_cli
 from hida_rt.cli_options import add_size, add_weights
 from hida_rt.errors import InputError
 
@@ -69,7 +69,7 @@ FORMATS: dict[str, Format] = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hida_rt.export",
+        prog=prog_name("export"),
         description="Export the HIDA generator for another runtime. ONNX: opset >= 19, deformable convs as "
                     "the standard DeformConv op, inputs photo/depth/style, output sketch, dynamic batch, "
                     "fixed height x width; only the weights inference reads are stored.",

@@ -29,13 +29,13 @@ from hida_rt.export.trt_build import (DEFAULT_ENGINE, EXIT_NOT_BUILT, EXIT_PARIT
 
 from hida_rt.export.triton_repo import add_triton_options, check_triton_args, repository_from_args
 
-from .cli import run_cli
+from .cli import prog_name, run_cli
 from .cli_options import add_size, add_weights
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hida_rt.build",
+        prog=prog_name("build"),
         description="Build HIDA's TensorRT engine (FP16, strongly typed, hida_rt AOT plugins) and its manifest.\n"
                     "Needs TensorRT >= 10.9 and a CUDA GPU for the engine; without them it writes the TensorRT\n"
                     "ONNX and an unbuilt manifest, and says how to finish the build elsewhere.",

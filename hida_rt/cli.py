@@ -11,6 +11,19 @@ from typing import Callable, Iterator, Sequence
 from .errors import HidaError, InputError
 
 
+# How the tools are being run: "hida-rt" or "python -m hida_rt" when hida_rt.commands dispatched them, so
+# each tool's usage line names the command the user actually typed.
+_command: str | None = None
+
+
+def prog_name(tool: str) -> str:
+    """A tool's program name for its usage and help: `hida-rt TOOL` under the hida-rt command, else
+    `python -m hida_rt.TOOL` (tool is the module path below hida_rt, e.g. "sketch", "random_weights")."""
+    if _command is not None:
+        return f"{_command} {tool.replace('_', '-')}"
+    return f"python -m hida_rt.{tool}"
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             prog: str = "hida_rt") -> int:
     """Run a CLI entry point; a HidaError becomes one line on stderr and a non-zero exit."""

@@ -17,6 +17,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .cli import atomic_path
 from .errors import ImageTooLarge, InputError, UnsupportedImage, first_line
 
+# File suffixes the tools read as images (folders, globs) and write sketches as.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
 NET_SIZE = 256
 # The authors' test script blurs the depth map before the network: 5×5 Gaussian, sigma 0.2.
 DEPTH_BLUR_KSIZE = 5

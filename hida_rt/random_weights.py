@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 
 from .checkpoint import LIGHTNING_PREFIX
-from .cli import atomic_path, check_writable, run_cli
+from .cli import atomic_path, check_writable, prog_name, run_cli
 from .errors import InputError
 from .model import full_shapes
 
@@ -80,9 +80,9 @@ def random_lightning_checkpoint(seed: int = 0, gain: float = AUTHORS_GAIN) -> di
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hida_rt.random_weights",
+        prog=prog_name("random_weights"),
         description="Write a deterministic random HIDA checkpoint in the published Lightning layout "
                     "(or as a plain generator state dict), for tests and benchmarks without the real weights.")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (e.g. hida_random.ckpt)")
@@ -90,7 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--gain", type=float, default=AUTHORS_GAIN,
                    help=f"xavier-normal gain of the conv weights (default {AUTHORS_GAIN}, the authors' init)")
     p.add_argument("--plain", action="store_true", help="write a plain generator state dict instead of a Lightning .ckpt")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if not 0 < args.gain < math.inf:
         raise InputError(f"--gain must be a positive finite number, got {args.gain}")
     if not 0 <= args.seed < 2**63:

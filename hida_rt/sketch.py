@@ -21,12 +21,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import images, styles
-from .cli import check_writable, run_cli
+from .cli import check_writable, prog_name, run_cli
 from .cli_options import add_backend_options, add_style, add_weights, backend_from_args
 from .errors import InputError
+from .images import IMAGE_SUFFIXES
 from .model import SIZE_MULTIPLE
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 ASPECT_TOLERANCE = images.ASPECT_TOLERANCE  # photo vs depth map framing (see images.pair_to_tensors)
 
 
@@ -70,7 +70,7 @@ class Composite:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hida_rt.sketch",
+        prog=prog_name("sketch"),
         description="Turn photos into HIDA pencil sketches: aligned face photos with their depth maps, or "
                     "any photo, whose faces are found (or which is sketched whole).",
         epilog="Examples:\n"

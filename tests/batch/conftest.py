@@ -34,7 +34,7 @@ def sketch_names(root: Path) -> set[str]:
 
 
 def run_batch(argv: list[str]) -> tuple[int, str, str]:
-    return run_in_process("hida_rt.batch", argv)
+    return run_in_process("hida_rt.batch.__main__", argv)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_a_second_rerun_does_nothing(clean_run, batch_data, batch_tools, tmp_pat
 
 
 def test_globs_and_single_files_name_the_right_photos(batch_data, tmp_path):
-    from hida_rt.batch import plan
+    from hida_rt.batch.job import plan
     photos, depth = batch_data.set.photos, str(batch_data.set.depth)
     out = tmp_path / "o"
 
@@ -143,7 +143,7 @@ def test_object_store_writes_go_through_a_temp_object_then_a_move(tmp_path):
     object and moves it into place; scan_outputs sees it as complete and a left temp as stale."""
     import pyarrow.fs as pafs
 
-    from hida_rt import batch_files as bf
+    from hida_rt.batch import files as bf
     root = tmp_path / "bucket"
     root.mkdir()
     fs = pafs.SubTreeFileSystem(str(root), pafs.LocalFileSystem())   # not a LocalFileSystem: the generic path
@@ -227,7 +227,7 @@ def test_without_ray_installed_ray_says_how_to_install(batch_data, tmp_path, bat
 
 
 def test_pool_shape_leaves_cpus_for_the_read_tasks():
-    from hida_rt.batch_ray import READ_CPUS, pool_shape
+    from hida_rt.batch.ray_job import READ_CPUS, pool_shape
     from hida_rt.errors import InputError
     assert pool_shape(2, 1, None) == (1.5, 2)
     assert pool_shape(2, 2, None) == (0.75, 1)
@@ -250,7 +250,7 @@ def test_an_actor_construction_error_becomes_its_one_line():
 
     from ray.exceptions import ActorDiedError, RayTaskError
 
-    from hida_rt.batch_ray import one_line_error
+    from hida_rt.batch.ray_job import one_line_error
     from hida_rt.errors import CheckpointError
     try:
         raise CheckpointError("w.pth: not a HIDA checkpoint (no generator weights)")

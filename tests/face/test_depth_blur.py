@@ -41,8 +41,8 @@ def test_sketch_cli_with_a_depth_map(sample_pair):
 
 
 def test_video_face_mode(mediapipe):
-    from hida_rt.video_io import Frame
-    from hida_rt.video_modes import FaceMode
+    from hida_rt.video.io import Frame
+    from hida_rt.video.modes import FaceMode
 
     frame = background(240, 320)
     place(frame, sample_photo(), 150, 160, 120)

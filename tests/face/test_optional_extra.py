@@ -9,7 +9,7 @@ from hida_rt.errors import MissingDependency
 
 def test_import_needs_no_mediapipe_nor_av():
     code = ("import sys; sys.modules['mediapipe'] = None; sys.modules['av'] = None; sys.modules['cv2'] = None\n"
-            "import hida_rt, hida_rt.face, hida_rt.video, hida_rt.video_io, hida_rt.video_modes\n"
+            "import hida_rt, hida_rt.face, hida_rt.video, hida_rt.video.io, hida_rt.video.modes\n"
             "print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -30,7 +30,7 @@ def test_missing_mediapipe_is_one_line_with_the_pip_commands(monkeypatch, blocke
 
 
 def test_missing_av_says_how_to_install(monkeypatch, tmp_path):
-    from hida_rt.video_io import FileReader
+    from hida_rt.video.io import FileReader
 
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(MissingDependency, match=r"pip install av==18\.1\.0"):

@@ -1,15 +1,24 @@
-"""The package layers: imports run one way, and a mixed checkout is refused at import.
+"""The package layers: imports run one way, with no cycle, and a mixed checkout is refused at import.
 
-hida_rt core is the ground floor; hida_rt.export and hida_rt.kernels build on
-it; command-line entry points (`python -m ...` modules) sit on top. Core
-modules name the backends that live in hida_rt.export and hida_rt.kernels
-only in hida_rt.backends.BACKEND_MODULES (strings importlib loads when one is
-asked for); only entry points import either layer, at module level or inside
-a function.
+Layers, lowest first (docs/architecture.md draws them); a module imports only
+from its own layer or below:
+
+    foundation      hida_rt (version), errors, styles, checkout, cache_dir
+    model           hida_rt.model, checkpoint
+    core libraries  backends (the interface and eager), images (the one preprocessing module), face, cli, cli_options
+    kernels, export hida_rt.kernels, hida_rt.export: the triton, onnxruntime and tensorrt backends, exporters
+    jobs            video, batch, serve (their library modules)
+    entry points    the tools of hida_rt.commands.TOOLS, every __main__ module, hida_rt.commands
+
+Jobs and core libraries name the backends that live in hida_rt.export and
+hida_rt.kernels only in hida_rt.backends.BACKEND_MODULES (strings importlib
+loads when one is asked for); only entry points import either layer, at
+module level or inside a function.
 """
 from __future__ import annotations
 
 import ast
+import itertools
 import shutil
 import subprocess
 import sys
@@ -62,8 +71,100 @@ def upper_layer_imports(names: set[str]) -> list[str]:
     return sorted(m for m in names if any(m == layer or m.startswith(layer + ".") for layer in UPPER_LAYERS))
 
 
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    parts[0] = INSTALLED_AS.get(parts[0], parts[0])
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def entry_points() -> set[str]:
+    from hida_rt.commands import TOOLS
+    return {tool.module for tool in TOOLS.values()} | {"hida_rt.commands"}
+
+
 def is_entry_point(path: Path) -> bool:
-    return path.name == "__main__.py" or 'if __name__ == "__main__":' in path.read_text()
+    return path.name == "__main__.py" or module_name(path) in entry_points()
+
+
+LAYERS = [
+    ("foundation", {"hida_rt", "hida_rt.errors", "hida_rt.styles", "hida_rt.checkout", "hida_rt.cache_dir"}),
+    ("model", {"hida_rt.model", "hida_rt.checkpoint"}),
+    ("core libraries", {"hida_rt.backends", "hida_rt.images", "hida_rt.face", "hida_rt.cli", "hida_rt.cli_options"}),
+    ("kernels, export", {"hida_rt.kernels", "hida_rt.export"}),
+    ("jobs", {"hida_rt.video", "hida_rt.batch", "hida_rt.serve"}),
+]
+ENTRY_LAYER = len(LAYERS)
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(path): path for folder in ("hida_rt", *INSTALLED_AS) for path in (REPO / folder).rglob("*.py")}
+
+
+def layer_of(module: str) -> int | None:
+    """Index in LAYERS of the module (or package) `module` belongs to; ENTRY_LAYER for entry points."""
+    if module.endswith(".__main__") or module in entry_points():
+        return ENTRY_LAYER
+    for depth in range(module.count(".") + 1, 0, -1):
+        prefix = ".".join(module.split(".")[:depth])
+        for i, (_, members) in enumerate(LAYERS):
+            if prefix in members:
+                return i
+    return None
+
+
+def module_graph(sources: dict[str, str], packages: set[str]) -> dict[str, set[str]]:
+    """Module -> the modules of `sources` it imports (anywhere in the file); `packages` are the __init__
+    modules. Importing a submodule also runs its package's __init__, but that is Python's doing, not a
+    dependency: `from . import ops` is an edge to the package's `ops`, not to the package."""
+    graph = {}
+    for name, source in sources.items():
+        names = imported_modules_in(source, name if name in packages else name.rpartition(".")[0])
+        names = {m for m in names if not any(o.startswith(m + ".") and o in sources for o in names)}
+        deps = set()
+        for m in names:
+            while m and m not in sources:
+                m = m.rpartition(".")[0]
+            if m and m != name:
+                deps.add(m)
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of `graph`: its strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], itertools.count()
+
+    def visit(v):
+        index[v] = low[v] = next(counter)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def repo_graph() -> dict[str, set[str]]:
+    modules = all_modules()
+    return module_graph({name: path.read_text() for name, path in modules.items()},
+                        {name for name, path in modules.items() if path.name == "__init__.py"})
 
 
 def test_core_imports_nothing_from_export_or_kernels_but_the_cli_entry_points():
@@ -136,3 +237,46 @@ def test_this_checkout_imports(package):
     proc = subprocess.run([sys.executable, "-c", f"import {package}"], capture_output=True, text=True, timeout=60,
                           cwd=REPO)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_no_import_cycle_in_the_tree():
+    assert cycles(repo_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_function_level_import():
+    # The shape of the old batch.py / batch_ray.py pair: one side imports the other inside a function.
+    sources = {
+        "pkg": "",
+        "pkg.job": "from .runner import ray_outcomes\n",
+        "pkg.runner": "def go():\n    from .job import Task\n",
+        "pkg.files": "from . import job\n",
+    }
+    graph = module_graph(sources, {"pkg"})
+    assert cycles(graph) == [["pkg.job", "pkg.runner"]]
+    graph["pkg.runner"] = set()
+    assert cycles(graph) == []
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_layer_or_below():
+    graph = repo_graph()
+    unplaced = sorted(m for m in graph if layer_of(m) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS or hida_rt.commands.TOOLS): {unplaced}"
+    upward = {}
+    for module, deps in graph.items():
+        here = layer_of(module)
+        up = sorted(d for d in deps if layer_of(d) > here)
+        if up:
+            upward[module] = up
+    assert not upward, f"imports that go up a layer: {upward}"
+
+
+def test_every_tool_is_a_module_with_main_and_the_jobs_are_packages():
+    for name in ("video", "batch", "serve"):
+        assert (REPO / "hida_rt" / name / "__init__.py").is_file()
+        assert (REPO / "hida_rt" / name / "__main__.py").is_file()
+    flat = sorted(p.stem for p in (REPO / "hida_rt").glob("*.py"))
+    assert not [f for f in flat if f.startswith(("video_", "batch_"))], flat
+    modules = all_modules()
+    for module in entry_points() - {"hida_rt.commands"}:
+        assert module in modules, module
+        assert "\ndef main(" in modules[module].read_text(), module

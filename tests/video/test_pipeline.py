@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from hida_rt.errors import InputError
-from hida_rt.video_io import Frame
-from hida_rt.video_pipeline import Pipeline, Work
+from hida_rt.video.io import Frame
+from hida_rt.video.pipeline import Pipeline, Work
 
 
 class CountingMode:
@@ -198,7 +198,7 @@ def test_a_prepare_error_on_a_worker_is_raised_in_the_caller():
 
 
 def test_batch_of_matches_torch_cat():
-    from hida_rt.video_pipeline import batch_of, sketches_to_uint8
+    from hida_rt.video.pipeline import batch_of, sketches_to_uint8
 
     parts = [torch.rand(1, 3, 8, 8) for _ in range(3)]
     assert torch.equal(batch_of(parts), torch.cat(parts)) and batch_of(parts[:1]) is parts[0]

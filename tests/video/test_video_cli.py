@@ -20,7 +20,7 @@ def mediapipe():
 
 
 def run_video(args, capfd):
-    from hida_rt.video import main
+    from hida_rt.video.__main__ import main
 
     code = run_cli(main, [str(a) for a in args], prog="hida_rt.video")
     out, err = capfd.readouterr()

@@ -12,7 +12,7 @@ def noise_frames(n, w=64, h=48, seed=0):
 
 
 def copy_through(src, dst):
-    from hida_rt.video_io import FileReader, H264Writer
+    from hida_rt.video.io import FileReader, H264Writer
 
     reader = FileReader(src)
     writer = H264Writer(dst, reader.width, reader.height, reader.fps, audio_from=src if reader.has_audio else None)
@@ -24,7 +24,7 @@ def copy_through(src, dst):
 
 
 def test_reader_reports_the_stream(face_clip):
-    from hida_rt.video_io import FileReader
+    from hida_rt.video.io import FileReader
 
     reader = FileReader(face_clip)
     frames = list(reader.frames())
@@ -63,7 +63,7 @@ def test_odd_frame_sizes_lose_one_row_and_column(av, tmp_path):
 
 @pytest.mark.parametrize("damage", ["missing", "garbage", "cut_header", "cut_stream"])
 def test_unusable_files_are_one_line_input_errors(av, tmp_path, damage):
-    from hida_rt.video_io import FileReader
+    from hida_rt.video.io import FileReader
 
     path = tmp_path / "clip.mp4"
     if damage == "garbage":
@@ -81,7 +81,7 @@ def test_unusable_files_are_one_line_input_errors(av, tmp_path, damage):
 
 
 def test_open_source_tells_files_from_webcams(av, tmp_path, face_clip):
-    from hida_rt.video_io import FileReader, open_source
+    from hida_rt.video.io import FileReader, open_source
 
     assert isinstance(open_source(str(face_clip)), FileReader)
     with pytest.raises(InputError, match="no such video file"):
@@ -92,7 +92,7 @@ def test_capture_reader_reads_what_opencv_opens(face_clip):
     # The webcam reader is OpenCV's VideoCapture, which opens files the same way;
     # no camera is needed to check its frames, timing and stop().
     pytest.importorskip("cv2", reason="webcams need OpenCV (the face extra)")
-    from hida_rt.video_io import CaptureReader
+    from hida_rt.video.io import CaptureReader
 
     reader = CaptureReader(str(face_clip))
     assert (reader.width, reader.height, reader.frame_count) == (320, 240, None)
@@ -110,14 +110,14 @@ def test_capture_reader_reads_what_opencv_opens(face_clip):
 
 def test_a_missing_webcam_is_one_line(face_clip):
     pytest.importorskip("cv2", reason="webcams need OpenCV (the face extra)")
-    from hida_rt.video_io import open_source
+    from hida_rt.video.io import open_source
 
     with pytest.raises(InputError, match="cannot open webcam 57"):
         open_source("webcam:57")
 
 
 def test_portrait_phone_video_is_turned_upright(av, tmp_path):
-    from hida_rt.video_io import FileReader
+    from hida_rt.video.io import FileReader
 
     stored = np.zeros((32, 64, 3), np.uint8)
     stored[:, :8] = 255  # a white band along the stored frame's left edge
@@ -140,14 +140,14 @@ def test_portrait_phone_video_is_turned_upright(av, tmp_path):
 
 def test_write_failures_are_one_line(av, tmp_path):
     from hida_rt.errors import HidaError
-    from hida_rt.video_io import H264Writer
+    from hida_rt.video.io import H264Writer
 
     with pytest.raises(HidaError, match=r"^out\.mp4: writing the video failed \(No such file or directory\)$"):
         H264Writer(tmp_path / "missing-dir" / "tmp.mp4", 64, 48, 25, name="out.mp4")
 
 
 def test_audio_stops_where_a_shortened_video_stops(face_clip, tmp_path, av):
-    from hida_rt.video_io import FileReader, H264Writer
+    from hida_rt.video.io import FileReader, H264Writer
 
     reader = FileReader(face_clip)
     writer = H264Writer(tmp_path / "short.mp4", reader.width, reader.height, reader.fps, audio_from=face_clip)

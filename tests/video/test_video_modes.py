@@ -4,8 +4,8 @@ import pytest
 import torch
 from testutils.synthetic_video import moving_face_frames
 
-from hida_rt.video_io import Frame
-from hida_rt.video_modes import WholeFrameMode, network_size
+from hida_rt.video.io import Frame
+from hida_rt.video.modes import WholeFrameMode, network_size
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def face_then_wall():
 
 
 def composite_all(policy, frames):
-    from hida_rt.video_modes import FaceMode
+    from hida_rt.video.modes import FaceMode
 
     mode = FaceMode(no_face=policy)
     out = []

@@ -2,7 +2,7 @@
 
 Decode -> face front end (detect, align, depth) -> backend (batched) ->
 paste the sketch back -> H.264, each stage in its own thread (see
-hida_rt.video_pipeline). Audio is copied through. The output is written
+hida_rt.video.pipeline). Audio is copied through. The output is written
 under a temporary name and renamed at the end, so a failed run leaves no file.
 """
 from __future__ import annotations
@@ -16,20 +16,20 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from . import styles
-from .cli import atomic_path, run_cli
-from .cli_options import add_backend_options, add_style, add_weights, backend_from_args
-from .errors import InputError
-from .model import SIZE_MULTIPLE
-from .video_io import (OUTPUT_SUFFIXES, VERYFAST_MIN_CORES, X264_PRESETS, FileReader, H264Writer, default_preset,
+from .. import styles
+from ..cli import atomic_path, prog_name, run_cli
+from ..cli_options import add_backend_options, add_style, add_weights, backend_from_args
+from ..errors import InputError
+from ..model import SIZE_MULTIPLE
+from .io import (OUTPUT_SUFFIXES, VERYFAST_MIN_CORES, X264_PRESETS, FileReader, H264Writer, default_preset,
                        open_source)
-from .video_modes import NO_FACE_POLICIES, FaceMode, WholeFrameMode
-from .video_pipeline import Pipeline, Result, default_workers
+from .modes import NO_FACE_POLICIES, FaceMode, WholeFrameMode
+from .pipeline import Pipeline, Result, default_workers
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hida_rt.video",
+        prog=prog_name("video"),
         description="Turn the faces in a video (or a webcam) into HIDA pencil sketches, pasted back into "
                     "the frames, and write an H.264 video with the input's audio.",
         epilog="Examples:\n"
@@ -124,7 +124,7 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
             if args.whole_frame:
                 mode = WholeFrameMode(reader.height, reader.width, args.net_height)
             else:
-                from .face import Smoothing
+                from ..face import Smoothing
 
                 # The reader's frames are used once: sketches are pasted into them, not into copies.
                 mode = FaceMode(args.max_faces, None if args.no_smoothing else Smoothing(), args.no_face,

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from . import images
-from .video_io import Frame
-from .video_pipeline import Work
+from .. import images
+from .io import Frame
+from .pipeline import Work
 
 # What a frame without a face becomes (--no-face).
 NO_FACE_POLICIES = {
@@ -26,8 +26,8 @@ class FaceMode:
     """
 
     def __init__(self, max_faces: int = 1, smoothing=None, no_face: str = "pass", *, draw_in_place: bool = False):
-        from .face import FaceFrontEnd, paste_back
-        from .face.frontend import align, check_frame
+        from ..face import FaceFrontEnd, paste_back
+        from ..face.frontend import align, check_frame
 
         if no_face not in NO_FACE_POLICIES:
             raise ValueError(f"unknown no-face policy {no_face!r}")

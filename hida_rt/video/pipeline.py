@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 import numpy as np
 import torch
 
-from .images import sketches_to_uint8
-from .video_io import Frame, available_cores
+from ..images import sketches_to_uint8
+from .io import Frame, available_cores
 
 STAGES = ("decode", "front end", "backend", "composite", "encode")
 _END = object()  # sentinel: no more frames from upstream

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import first_line, HidaError, InputError, MissingDependency
+from ..errors import first_line, HidaError, InputError, MissingDependency
 
 VIDEO_INSTALL = "pip install av==18.1.0"
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
@@ -139,7 +139,7 @@ class CaptureReader:
     """Frames from a webcam (or anything cv2.VideoCapture opens) until stop() or `max_frames`."""
 
     def __init__(self, source: int | str):
-        from .face._deps import require_cv2
+        from ..face._deps import require_cv2
 
         cv2 = self._cv2 = require_cv2()
         self.name = f"webcam {source}" if isinstance(source, int) else str(source)

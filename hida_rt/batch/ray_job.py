@@ -3,7 +3,7 @@
     read_binary_files (tasks, READ_CPUS each) -> map_batches(SketchActor, one backend per actor)
         -> rows {name, error} streamed back to the driver for progress and the summary
 
-Each actor runs hida_rt.batch.Sketcher, the per-image work of the in-process
+Each actor runs hida_rt.batch.job.Sketcher, the per-image work of the in-process
 path, and writes its outputs itself (atomically), so writes happen in
 parallel on the actors' machines; on a cluster OUTPUT must therefore be a
 location every node can write (a shared folder or an object-store URI), and
@@ -24,9 +24,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import errors
-from .batch import RESERVED_CPUS, Outcome, Settings, Sketcher, Task
-from .errors import HidaError, InputError, MissingDependency, first_line
+from .. import errors
+from ..errors import HidaError, InputError, MissingDependency, first_line
+from .job import RESERVED_CPUS, Outcome, Settings, Sketcher, Task
 
 RAY_INSTALL = 'pip install "ray[serve,data]==2.60.0"  (or the hida_rt extra: pip install "hida_rt[ray]")'
 READ_CPUS = 0.25   # a read task only fetches bytes

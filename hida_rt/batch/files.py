@@ -22,8 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import InputError, first_line
-from .sketch import IMAGE_SUFFIXES
+from ..errors import InputError, first_line
+from ..images import IMAGE_SUFFIXES
 
 SKETCH_SUFFIX = "_sketch.png"
 # A temp file of one of our outputs: what atomic_path (mkstemp) or write_image below names it.
@@ -265,7 +265,7 @@ def write_image(fs, path: str, im: Image.Image) -> None:
     """Write a PNG atomically on any pyarrow filesystem (local files: hida_rt.images.save_image)."""
     from pyarrow.fs import LocalFileSystem
     if isinstance(fs, LocalFileSystem):
-        from .images import save_image
+        from ..images import save_image
         save_image(im, path)
         return
     folder, name = posixpath.split(path)
