@@ -13,7 +13,11 @@ peer, then the service, so load from others on a shared machine hits both
 alike. Targets: at concurrency 1 the service adds <= 10% to the backend's
 latency; at 16 it keeps >= 90% of the backend's batched throughput. The
 live stream is timed too (one WebSocket client offering 15 fps; frame sent
--> sketch received; the page shows the same figure as "latency").
+-> sketch received; the page shows the same figure as "latency"). The Open
+Inference Protocol is timed in the same rounds, with NVIDIA's asyncio
+clients: v2 REST with binary tensors (tritonclient.http.aio) and v2 gRPC
+(tritonclient.grpc.aio, --grpc-port), the same pair as network tensors
+(no image decoding or encoding on the server); mean_batch counts all three.
 
 Rows: group "serve 256x256 concurrency C"; median ms = p50 latency (per
 request; per call for the peer), min ms = the fastest, img/s = throughput;
@@ -58,8 +62,15 @@ MAX_BATCH = 8
 CONCURRENCY = (1, 4, 16)
 LEVEL_BUDGET_S = 300  # a round stops issuing requests after this long
 ROUNDS = int(os.environ.get("HIDA_BENCH_SERVE_ROUNDS", "3"))
+# The Open Inference Protocol rows, timed in the same rounds as POST /v1/sketch.
+V2_KINDS = {"rest": "v2 REST binary", "grpc": "v2 gRPC"}
 # Requests per round at each concurrency (per client: this / concurrency).
 REQUESTS = {1: 6, 4: 8, 16: 32}
+
+
+SERVE_OPTIONS = ("--max-batch", str(MAX_BATCH), "--max-wait-ms", "5", "--max-queue", "64", "--client-share", "1",
+                 "--log-level", "warning")
+GRPC_LINE = re.compile(r"gRPC \(Open Inference Protocol\) on (\S+:\d+)")
 
 
 def load_avg() -> float | None:
@@ -74,12 +85,11 @@ def percentile(xs, q):
 class Server:
     """python -m hida_rt.serve on 127.0.0.1:0, its URL, stopped with SIGTERM."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, options=SERVE_OPTIONS, env=None):
         cmd = [sys.executable, "-m", "hida_rt.serve", "--weights", str(weights), "--backend", BACKEND,
-               "--device", "cpu", "--port", "0", "--max-batch", str(MAX_BATCH), "--max-wait-ms", "5",
-               "--max-queue", "64", "--client-share", "1", "--log-level", "warning"]
+               "--device", "cpu", "--port", "0", *options]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(x) for x in self.proc.stdout], daemon=True).start()
         deadline, self.url = time.monotonic() + 300, None
@@ -89,7 +99,11 @@ class Server:
                 self.url = m.group(1) if m else None
             except queue.Empty:
                 assert self.proc.poll() is None, "the server exited"
+        self.grpc = None  # HOST:PORT with --grpc-port (announced before the model loads)
         while time.monotonic() < deadline:
+            while not lines.empty():
+                m = GRPC_LINE.search(lines.get())
+                self.grpc = m.group(1) if m else self.grpc
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return
@@ -115,7 +129,8 @@ def backend(bench_weights):
 
 @pytest.fixture(scope="module")
 def server(bench_weights):
-    srv = Server(bench_weights)
+    srv = Server(bench_weights, options=(*SERVE_OPTIONS, "--grpc-port", "0"))
+    assert srv.grpc, "the server announced no gRPC address"
     yield srv
     srv.stop()
 
@@ -152,6 +167,51 @@ async def closed_loop(url: str, files, clients: int, per_client: int):
     return latencies, statuses, wall
 
 
+def v2_module(kind: str):
+    """tritonclient's asyncio client module for the Open Inference Protocol over "rest" or "grpc"."""
+    if kind == "rest":
+        from tritonclient.http import aio
+    else:
+        from tritonclient.grpc import aio
+    return aio
+
+
+async def v2_closed_loop(kind: str, server: Server, clients: int, per_client: int):
+    """The same closed loop with NVIDIA's client (tritonclient.http.aio with binary tensors, or
+    tritonclient.grpc.aio): the astronaut pair as network tensors, one row per request."""
+    tc = v2_module(kind)
+    photo, depth, style = batch_tensors(1)
+    inputs = []
+    for name, t in (("photo", photo), ("depth", depth), ("style", style)):
+        inputs.append(tc.InferInput(name, list(t.shape), "FP32"))
+        inputs[-1].set_data_from_numpy(t.numpy())  # REST: the binary tensor extension (tritonclient's default)
+    if kind == "rest":
+        client = tc.InferenceServerClient(server.url.removeprefix("http://"), conn_limit=clients, conn_timeout=300.0)
+        outputs = [tc.InferRequestedOutput("sketch", binary_data=True)]
+    else:
+        client = tc.InferenceServerClient(server.grpc)
+        outputs = [tc.InferRequestedOutput("sketch")]
+    latencies = []
+    deadline = time.monotonic() + LEVEL_BUDGET_S
+
+    async def one_client():
+        for _ in range(per_client):
+            if time.monotonic() > deadline:
+                return
+            t0 = time.perf_counter()
+            result = await client.infer("hida", inputs, outputs=outputs)
+            assert result.as_numpy("sketch").shape == (1, 1, 256, 256)
+            latencies.append(time.perf_counter() - t0)
+
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    finally:
+        await client.close()
+    return latencies, wall
+
+
 def batch_histogram(url) -> tuple[float, float]:
     text = httpx.get(f"{url}/metrics", timeout=30).text
     count = float(re.search(r"^hida_batch_size_count (\S+)", text, re.MULTILINE).group(1))
@@ -168,6 +228,7 @@ def test_service_vs_backend(benchmark, bench_harness, server, backend, upload, c
     calls = math.ceil(n_requests / batch)
     photo, depth, style = batch_tensors(batch)
     direct_s, direct_wall, svc_lat, svc_wall, statuses, worker_s = [], [], [], [], [], []
+    v2_lat, v2_wall = {k: [] for k in V2_KINDS}, {k: [] for k in V2_KINDS}
     # torch runs differently when called from a thread other than the main one, as the batcher's
     # worker does; at concurrency 1 the direct call is timed that way too, to tell the two apart.
     worker = ThreadPoolExecutor(1) if concurrency == 1 else None
@@ -186,9 +247,12 @@ def test_service_vs_backend(benchmark, bench_harness, server, backend, upload, c
             worker_s.extend(worker.submit(timed_call).result() for _ in range(calls))
         lat, st, wall = asyncio.run(closed_loop(server.url, upload, concurrency, per_client))
         svc_lat.extend(lat), statuses.extend(st), svc_wall.append(wall)
+        for kind in V2_KINDS:
+            lat, wall = asyncio.run(v2_closed_loop(kind, server, concurrency, per_client))
+            v2_lat[kind].extend(lat), v2_wall[kind].append(wall)
 
     one_round()  # warm-up, not counted
-    for xs in (direct_s, direct_wall, svc_lat, svc_wall, statuses, worker_s):
+    for xs in (direct_s, direct_wall, svc_lat, svc_wall, statuses, worker_s, *v2_lat.values(), *v2_wall.values()):
         xs.clear()
     load_before = load_avg()
     calls0, inputs0 = batch_histogram(server.url)
@@ -214,6 +278,19 @@ def test_service_vs_backend(benchmark, bench_harness, server, backend, upload, c
                      min_ms=min(svc_lat) * 1e3, rounds=ROUNDS, calls_per_round=n_requests, items_per_s=svc_tp,
                      info=info)
     results = [direct, service]
+    for kind in V2_KINDS:
+        lat = v2_lat[kind]
+        k_p50, k_tp = statistics.median(lat) * 1e3, len(lat) / sum(v2_wall[kind])
+        k_info = dict(requests=len(lat), p50_ms=round(k_p50, 1), p99_ms=round(percentile(lat, 99) * 1e3, 1),
+                      latency_vs_direct_pct=round(100 * (k_p50 / direct_ms - 1), 1),
+                      throughput_of_direct_pct=round(100 * k_tp / direct_tp, 1), **common)
+        if worker is not None:
+            k_info["latency_vs_direct_in_worker_thread_pct"] = round(
+                100 * (k_p50 / (statistics.median(worker_s) * 1e3) - 1), 1)
+        results.append(Result(group=group, peer=f"service {V2_KINDS[kind]} ({BACKEND}, {concurrency} clients)",
+                              median_ms=k_p50, min_ms=min(lat) * 1e3, rounds=ROUNDS, calls_per_round=n_requests,
+                              items_per_s=k_tp, info=k_info))
+        info[f"{kind}_latency_vs_direct_pct"] = k_info["latency_vs_direct_pct"]
     if worker is not None:
         worker.shutdown()
         worker_ms = statistics.median(worker_s) * 1e3

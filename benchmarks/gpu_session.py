@@ -1,32 +1,38 @@
-"""One call on a lent GPU machine: install offline, run the GPU tests, benchmark; everything lands in $OUT.
+"""The GPU checks and benchmarks of hida_rt on this machine's GPU, in one command; results go to one folder.
 
-    bash benchmarks/gpu_session.sh                 # every step below, in order of value
-    bash benchmarks/gpu_session.sh compile bench-kernels   # only these GPU steps (a second call)
+    bash benchmarks/gpu_session.sh --out results/my-gpu      # every step below, in order of value
+    bash benchmarks/gpu_session.sh --out DIR compile bench-kernels   # only these GPU steps
 
 Steps, each with its own time limit inside one budget (HIDA_SESSION_BUDGET_S,
-default 570 s: one 10-minute call), each recorded in $OUT/session.json
-(rewritten after every step) as ok / failed / timed out / skipped, with the
-reason and seconds:
+default 570 s), each recorded in DIR/session.json (rewritten after every
+step) as ok / failed / timed out / skipped, with the reason and seconds:
 
   commit         the commit under test: `git rev-parse` if .git is here, else benchmarks/COMMIT
-                 (tools/record-commit.sh writes it before a lease; carry it, it is git-ignored)
+                 (tools/record-commit.sh writes it, for a copy of the checkout without .git)
   install        pip install --no-index --no-build-isolation --no-deps -e . (works with no package
                  index and any pip >= 21.3); if that fails, a temporary tree of links with the
                  package mapping (kernels/ -> hida_rt.kernels, export/ -> hida_rt.export) on PYTHONPATH
   import         hida_rt (from this checkout), its kernels and plugins, torch, triton; versions; the GPU
+  self-check     the triton backend's self-check run now (python -m hida_rt.doctor --probe): each kernel
+                 at a real layer shape and the fused network against eager FP32; verdict and figures
+                 in DIR/self_check.json
   parity         triton backend FP16 vs eager FP32 (sample faces, two random checkpoints), CUDA graphs
   kernels        the Triton kernels against their references at full layer shapes
   l4             each AOT plugin's PTX launched with the CUDA driver API (no onnx-graphsurgeon needed)
+  sass           each triton-backend kernel configuration compiled for this GPU and loaded: the
+                 registers and local memory the driver reports for the loaded cubin (Triton's n_regs,
+                 n_spills), beside ptxas -v of the same PTX (the static table of
+                 python -m hida_rt.kernels.sass); rows in session.json
   bench-model    eager FP32, eager FP16, triton FP16 at batch 1/8/32, 256x256 (+ device copy bandwidth)
   compile        one torch.compile FP16 figure (batch 1): max-autotune if >= 420 s are left, else
                  reduce-overhead (HIDA_BENCH_COMPILE_MODE overrides); the step's seconds include compiling
   bench-kernels  each kernel against eager at its layer shapes, batch 1/8/32, while time is left
 
-Without a CUDA GPU it stops after `import` with exit code 3 and one line. Files in $OUT (at most 5):
-session.json, session.log (every step's output, as it comes), bench.json (rewritten after every
-benchmark case) and bench.md, nvidia-smi.txt. A pytest step cut by its limit gets SIGTERM, which
-its runner turns into KeyboardInterrupt so pytest still reports (and the benchmark file is already
-written); SIGKILL follows after a grace period.
+Without a CUDA GPU it stops after `import` with exit code 3 and one line. Files in DIR (at most 6):
+session.json, session.log (every step's output, as it comes), self_check.json, bench.json (rewritten
+after every benchmark case) and bench.md, nvidia-smi.txt. A pytest step cut by its limit gets SIGTERM,
+which its runner turns into KeyboardInterrupt so pytest still reports (and the benchmark file is
+already written); SIGKILL follows after a grace period.
 """
 from __future__ import annotations
 
@@ -52,9 +58,9 @@ GRACE_S = 20            # SIGTERM -> SIGKILL
 MAX_LOG_BYTES = 12 << 20
 NO_GPU_EXIT = 3
 # (name, time limit s, least time worth starting with s)
-# Worst case the three test steps end 360 s in, leaving bench-model about three minutes of a 570 s budget.
-GPU_STEPS = [("parity", 150, 60), ("kernels", 120, 45), ("l4", 90, 30), ("bench-model", 180, 60),
-             ("compile", 600, 120), ("bench-kernels", 600, 60)]
+# The self-check is first: it says in seconds whether the triton backend is right on this GPU at all.
+GPU_STEPS = [("self-check", 120, 30), ("parity", 150, 60), ("kernels", 120, 45), ("l4", 90, 30),
+             ("sass", 120, 45), ("bench-model", 180, 60), ("compile", 600, 120), ("bench-kernels", 600, 60)]
 SETUP_STEPS = ["commit", "install", "import"]
 PROBE_MODULES = ("hida_rt", "hida_rt.kernels", "hida_rt.kernels._library", "hida_rt.export",
                  "hida_rt.export.plugins.compile", "hida_rt.backends", "hida_rt.kernels.fused_model")
@@ -172,8 +178,8 @@ class Session:
             self.finish_step("commit", "ok", time.monotonic() - t, detail=f"{value} (from {source})")
         else:
             self.finish_step("commit", "failed", time.monotonic() - t,
-                             reason="no .git and no benchmarks/COMMIT: run tools/record-commit.sh before the "
-                                    "call and carry benchmarks/COMMIT")
+                             reason="no .git and no benchmarks/COMMIT: run tools/record-commit.sh in the "
+                                    "git checkout first and copy benchmarks/COMMIT along")
 
     def install(self) -> bool:
         t = time.monotonic()
@@ -255,13 +261,17 @@ class Session:
         limit = min(limit, left)
         bench = ["--benchmark-only", f"--bench-results={self.out / 'bench.json'}",
                  "--benchmark-columns=median,min,rounds"]
-        if name == "parity":
+        if name == "self-check":
+            self.self_check(limit)
+        elif name == "parity":
             self.pytest(name, ["tests/backends/test_triton_backend.py"], limit)
         elif name == "kernels":
             # The AOT PTX builds are proven on the CPU machines (both Tritons); here the kernels run.
             self.pytest(name, ["tests/kernels", "--ignore=tests/kernels/test_aot_ptx.py"], limit)
         elif name == "l4":
             self.pytest(name, ["tests/tensorrt/test_l4_ptx_launch.py"], limit)
+        elif name == "sass":
+            self.sass(limit)
         elif name == "bench-model":
             env = self.bench_env(HIDA_BENCH_SIZES="1x256,8x256,32x256", HIDA_BENCH_PEERS="eager-fp32,eager-fp16,"
                                  "triton-fp16")
@@ -279,6 +289,46 @@ class Session:
         elif name == "bench-kernels":
             self.pytest(name, ["benchmarks/bench_kernels.py", *bench], limit)
             self.render_bench()
+
+    def self_check(self, limit: float) -> None:
+        """python -m hida_rt.doctor --probe --json: the triton backend's verdict on this GPU, kept as self_check.json."""
+        report_path = self.out / "self_check.json"
+        cmd = [sys.executable, str(Path(__file__)), "--self-check", str(report_path)]
+        status, secs, reason = self.run("self-check", cmd, limit)
+        try:
+            report = json.loads(report_path.read_text())
+        except (OSError, ValueError):
+            self.finish_step("self-check", status if status != "ok" else "failed", secs,
+                             reason=reason or "the doctor wrote no report")
+            return
+        verdict = next((v for v in report.get("self_checks", []) if v["backend"] == "triton"), None)
+        auto = report.get("auto", {})
+        if verdict is None:
+            status, reason = "failed", f"no verdict: {report.get('probe') or auto.get('why')}"
+        elif not verdict["passed"]:
+            status, reason = "failed", "the triton backend did not pass its self-check (figures in self_check.json)"
+        self.finish_step("self-check", status, secs, reason=reason,
+                         detail=f"auto picks {auto.get('backend')}: {auto.get('why')}",
+                         verdict=None if verdict is None else dict(passed=verdict["passed"], checks=verdict["checks"]))
+
+    def sass(self, limit: float) -> None:
+        """Registers and spills of the loaded cubins beside the static ptxas table (sass_report), into session.json."""
+        path = self.tmp / "sass.json"
+        status, secs, reason = self.run("sass", [sys.executable, str(Path(__file__)), "--sass", str(path)], limit)
+        try:
+            rows = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.finish_step("sass", status if status != "ok" else "failed", secs,
+                             reason=reason or "no kernel was loaded")
+            return
+        differ = [r for r in rows if r["loaded"]["registers"] != r["static"]["registers"]]
+        local = [r for r in rows if r["loaded"]["local_words"]]
+        spill = [r for r in rows if r["static"]["spills"] or r["static"]["error"]]
+        if spill and status == "ok":
+            status, reason = "failed", f"{len(spill)} configurations spill or fail to assemble: see the rows"
+        self.finish_step("sass", status, secs, reason=reason, rows=rows,
+                         detail=f"{len(rows)} configurations; loaded registers differ from ptxas -v in "
+                                f"{len(differ)}; {len(local)} use local memory once loaded")
 
     def render_bench(self) -> None:
         if (self.out / "bench.json").is_file():
@@ -375,6 +425,44 @@ def probe(out: str) -> int:
     return rc
 
 
+def self_check_report(out: str) -> int:
+    """The doctor's report after running the self-check now (python -m hida_rt.doctor --probe --json), to `out`."""
+    from hida_rt.doctor import gather
+    report = gather(probe=True)
+    Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    return 0 if report["auto"]["backend"] else 1
+
+
+def sass_report(out: str) -> int:
+    """Each triton-backend kernel configuration compiled for this GPU by Triton and loaded by the driver: the
+    registers and local memory Triton reads back for the loaded cubin, beside ptxas -v of the same PTX."""
+    import torch
+
+    from hida_rt.checkpoint import load_generator
+    from hida_rt.kernels import _ptxas, _triton_compat, launch_recorder
+    from hida_rt.kernels.sass import describe
+    from hida_rt.random_weights import random_generator_state
+
+    major, minor = torch.cuda.get_device_capability()
+    arch = 10 * major + minor
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "random.pth"
+        torch.save(random_generator_state(seed=0), weights)
+        generator = load_generator(weights)
+    rows = []
+    for kernel in launch_recorder.backend_kernels(generator):
+        compiled = kernel.compile(arch=arch)
+        regs, local_words = _triton_compat.loaded_resources(compiled)
+        static = _ptxas.assemble(compiled.asm["ptx"], arch)
+        dtype, config = describe(kernel)
+        rows.append(dict(kernel=kernel.name, dtype=dtype, config=config, num_warps=kernel.num_warps,
+                         loaded=dict(registers=regs, local_words=local_words),
+                         static=dict(registers=static.registers, spills=static.spills, stack=static.stack,
+                                     ptxas=static.ptxas, error=static.error)))
+        Path(out).write_text(json.dumps(rows, indent=1) + "\n")  # rewritten per kernel: a time-out keeps the rest
+    return 0
+
+
 def run_pytest(args: list[str]) -> int:
     """pytest.main with SIGTERM turned into KeyboardInterrupt, so a time-out still ends in a report."""
     def interrupt(signum, frame):
@@ -392,21 +480,33 @@ def main(argv: list[str] | None = None) -> int:
         return run_pytest(argv[2:] if argv[1:2] == ["--"] else argv[1:])
     if argv[:1] == ["--probe"]:
         return probe(argv[1])
+    if argv[:1] == ["--self-check"]:
+        return self_check_report(argv[1])
+    if argv[:1] == ["--sass"]:
+        return sass_report(argv[1])
     names = [n for n, _, _ in GPU_STEPS]
     limits = ", ".join(f"{n} {lim} s (starts with >= {least} s left)" for n, lim, least in GPU_STEPS)
     p = argparse.ArgumentParser(prog="bash benchmarks/gpu_session.sh", description=__doc__.split("\n\n    bash")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__[__doc__.index("Steps, each"):] + f"\nTime limits: {limits}.\n"
-                                       "Environment: OUT (default ./gpu-out), HIDA_SESSION_BUDGET_S (default "
-                                       f"{DEFAULT_BUDGET_S}), HIDA_BENCH_COMPILE_MODE, HIDA_SESSION_INSTALL=links "
-                                       "(skip pip), PYTHON (default python3).")
+                                       f"Environment: HIDA_SESSION_BUDGET_S (default {DEFAULT_BUDGET_S}), "
+                                       "HIDA_BENCH_COMPILE_MODE, HIDA_SESSION_INSTALL=links (skip pip), PYTHON "
+                                       "(default python3).")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="folder for the results (default: benchmarks/results/gpu-session-<UTC date and time>)")
     p.add_argument("steps", nargs="*", metavar="STEP", help=f"GPU steps to run (default all: {' '.join(names)})")
     args = p.parse_args(argv)
     unknown = [s for s in args.steps if s not in names]
     if unknown:
         p.error(f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(names)}")
-    out = Path(os.environ.get("OUT") or ROOT / "gpu-out").resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"gpu-session-{stamp}").resolve()
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {args.out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        p.error(f"--out {args.out}: cannot create it ({e.strerror or e})")
     budget = float(os.environ.get("HIDA_SESSION_BUDGET_S", DEFAULT_BUDGET_S))
     session = Session(out, budget, args.steps or names)
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine: offline install, GPU tests, benchmarks, all under $OUT (benchmarks/README.md).
+# hida_rt's GPU checks and benchmarks on this machine's GPU, results in one folder (docs/gpu.md).
 #
-#   bash tools/record-commit.sh               # before the call: .git does not travel (carry benchmarks/COMMIT)
-#   bash benchmarks/gpu_session.sh            # every step, in order of value, within one 10-minute call
-#   bash benchmarks/gpu_session.sh compile    # only the named GPU steps (e.g. a second call)
-#   bash benchmarks/gpu_session.sh --help     # the steps, their limits, the environment
+#   bash benchmarks/gpu_session.sh --out DIR               # every step, in order of value
+#   bash benchmarks/gpu_session.sh --out DIR compile       # only the named GPU steps
+#   bash benchmarks/gpu_session.sh --help                  # the steps, their limits, the environment
 #
-# Exit code 0: every step ok; 1: a step failed or timed out; 3: no CUDA GPU here (after the install and
-# import steps; one line says so). $OUT/session.json has each step's status either way.
-cd "$(dirname "$0")/.." || exit 1
-exec "${PYTHON:-python3}" benchmarks/gpu_session.py "$@"
+# DIR defaults to benchmarks/results/gpu-session-<UTC date and time>. Exit code 0: every step ok; 1: a step
+# failed or timed out; 3: no CUDA GPU here (after the install and import steps; one line says so).
+# DIR/session.json has each step's status either way.
+# No cd: a relative --out is relative to where you run this (the script runs its steps from the checkout).
+exec "${PYTHON:-python3}" "$(dirname "$0")/gpu_session.py" "$@"

@@ -65,6 +65,19 @@ FORMATS: dict[str, Format] = {
     "onnx": Format("portable ONNX (standard DeformConv; runs in onnxruntime)", _onnx_options, _export_onnx),
     "pt2": Format("AOTInductor package for C++ (LibTorch, engines/cpp)", _pt2_options, _export_pt2),
 }
+DEFAULT_FORMAT = "onnx"
+
+
+def resolve_format(args: argparse.Namespace) -> str:
+    """--format, or the one -o's suffix names (.onnx, .pt2); a --format the suffix contradicts is refused."""
+    suffix = args.output.lower().rsplit(".", 1)[-1] if "." in args.output else ""
+    named = suffix if suffix in FORMATS else None
+    if args.format is None:
+        return named or DEFAULT_FORMAT
+    if named is not None and named != args.format:
+        raise InputError(f"-o {args.output} names a .{named} file but --format is {args.format}: end the file in "
+                         f".{args.format} or drop --format")
+    return args.format
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,14 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export the HIDA generator for another runtime. ONNX: opset >= 19, deformable convs as "
                     "the standard DeformConv op, inputs photo/depth/style, output sketch, dynamic batch, "
                     "fixed height x width; only the weights inference reads are stored.",
-        epilog="Example: python -m hida_rt.export --weights hida.ckpt -o hida_256.onnx "
-               "(then: python -m hida_rt.sketch PHOTO --depth D --weights hida.ckpt --backend onnxruntime "
-               "--onnx hida_256.onnx); python -m hida_rt.export --format pt2 --weights hida.ckpt -o hida_256.pt2 "
-               "(then: engines/cpp build/hida_sketch --model hida_256.pt2 PHOTO DEPTH OUT.png)")
+        epilog="Examples: hida-rt export --weights hida.ckpt -o hida_256.onnx "
+               "(then: hida-rt sketch PHOTO --depth D --weights hida.ckpt --backend onnxruntime "
+               "--onnx hida_256.onnx); hida-rt export --weights hida.ckpt -o hida_256.pt2 (the format follows "
+               "the suffix; then, with the C++ library built as in the README: build/cpp/hida_sketch --model "
+               "hida_256.pt2 PHOTO DEPTH OUT.png)")
     add_weights(p)
     p.add_argument("--output", "-o", required=True, help="file to write (replaced atomically; pt2: ending in .pt2)")
-    p.add_argument("--format", "-f", choices=sorted(FORMATS), default="onnx",
-                   help="; ".join(f"{name}: {fmt.help}" for name, fmt in FORMATS.items()) + " (default onnx)")
+    p.add_argument("--format", "-f", choices=sorted(FORMATS), default=None,
+                   help="; ".join(f"{name}: {fmt.help}" for name, fmt in FORMATS.items())
+                        + f" (default: the suffix of -o, .onnx or .pt2; else {DEFAULT_FORMAT})")
     add_size(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the summary")
     for name, fmt in FORMATS.items():
@@ -91,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.format = resolve_format(args)
     if args.format != "pt2" and any(getattr(args, o) is not None for o in PT2_ONLY):
         raise InputError("--device/--batch/--max-batch apply to --format pt2 only (ONNX has a dynamic batch and "
                          "runs on any device)")

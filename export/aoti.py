@@ -2,7 +2,7 @@
 
 The command line is `python -m hida_rt.export --format pt2` (export/__main__.py):
 
-    python -m hida_rt.export --format pt2 --weights hida.ckpt -o hida_256.pt2 [--device cpu|cuda]
+    hida-rt export --weights hida.ckpt -o hida_256.pt2 [--device cpu|cuda]     # the format follows the suffix
                              [--height 256 --width 256] [--batch 1 | --max-batch 8]
 
     from hida_rt.export.aoti import package_aoti

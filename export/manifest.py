@@ -13,6 +13,8 @@ refuse clearly instead of failing deep inside TensorRT:
 - inputs and outputs: name, dtype, shape with -1 for the batch, and the
   optimization profile (min/opt/max batch);
 - precision, TensorRT and CUDA versions, GPU name and compute capability;
+- the PTX ISA version of the plugins' PTX (`ptx_isa`, export.plugins.ptx_isa),
+  which the running driver must accept;
 - the graph-pass report and parity figures (`--verify`).
 
 `check_runnable(manifest, environment)` is the refusal logic of the
@@ -75,6 +77,7 @@ class Manifest:
     missing: str | None = None
     finish_command: str | None = None
     weights: str | None = None       # the path given at build time, for people; the hash is what counts
+    ptx_isa: str | None = None       # "8.8": the .version of the plugins' PTX (export.plugins.ptx_isa)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -160,6 +163,7 @@ class Environment:
     tensorrt_version: str | None
     gpu_name: str | None
     compute_capability: str | None   # "9.0"
+    driver_cuda_version: str | None = None   # "12.8": the CUDA version of the installed driver
 
 
 def check_runnable(manifest: Manifest, env: Environment, engine: str | Path = "engine") -> list[str]:
@@ -182,6 +186,10 @@ def check_runnable(manifest: Manifest, env: Environment, engine: str | Path = "e
         raise EngineMismatch(f"{engine}: built for {manifest.gpu_name} (compute capability "
                              f"{manifest.compute_capability}), this GPU is {env.gpu_name} (compute capability "
                              f"{env.compute_capability}); rebuild here with python -m hida_rt.build")
+    from .plugins.ptx_isa import driver_refusal
+    refusal = driver_refusal(manifest.ptx_isa, env.driver_cuda_version)
+    if refusal:
+        raise EngineMismatch(f"{engine}: {refusal}")
     warnings = []
     if env.gpu_name != manifest.gpu_name:
         warnings.append(f"{engine}: built on {manifest.gpu_name}, running on {env.gpu_name} (same compute "

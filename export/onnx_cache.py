@@ -1,44 +1,44 @@
-"""ONNX exports cached beside the weights, rebuilt when the weights change.
+"""ONNX exports cached in the user cache folder, one per weights content and size.
 
-    path = cached_onnx("weights/hida.ckpt", 256, 256)   # weights/hida.ckpt.256x256.onnx
+    path = cached_onnx("weights/hida.ckpt", 256, 256)   # ~/.cache/hida_rt/onnx/hida-<sha256[:16]>.256x256.onnx
 
-Beside the ONNX file lies a stamp, `<onnx>.json`: the weights' size,
-mtime and SHA-256, the export settings and the export format version. The
-cache is used when the stamp matches; a changed size or mtime triggers a
-re-hash, so a `touch` (or a copy that keeps the bytes) costs one hash and no
-export, while changed bytes cost a new export. ONNX file and stamp are each
-written atomically, the ONNX first: a crash between the two leaves a stamp
-that no longer matches, never a stamp vouching for a half-written file.
-
-If the weights' folder is not writable the cache goes to
-$XDG_CACHE_HOME/hida_rt (default ~/.cache/hida_rt), named by the weights'
-hash.
+The folder is hida_rt.cache_dir.user_cache_dir() / "onnx" (`HIDA_RT_CACHE`
+overrides the user cache folder), never beside the weights: a checkout or a
+weights folder stays clean. An entry is named by the weights' SHA-256 and the
+network size, so a copy or a `touch` of the weights reuses it and changed
+bytes make a new one. Beside it lies a stamp, `<onnx>.json` (the weights'
+hash, the export settings and the export format version); the entry is used
+when the stamp matches. ONNX file and stamp are each written atomically, the
+ONNX first: a crash between the two leaves no stamp vouching for a
+half-written file. Old entries stay until the folder is cleared (each is
+about as large as the weights).
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-from hida_rt.checkpoint import check_weights_file, file_sha256
-from hida_rt.cli import atomic_path, writable_dir
+from hida_rt.cache_dir import ENV as CACHE_ENV
+from hida_rt.cache_dir import user_cache_dir
+from hida_rt.checkpoint import check_weights_file, file_sha256, load_state_dict
+from hida_rt.cli import atomic_path
+from hida_rt.errors import InputError
 
 from .onnx_export import DEFAULT_OPSET, EXPORT_FORMAT_VERSION, _export_file, check_settings
 
 STAMP_SUFFIX = ".json"
 
 
+def cache_folder() -> Path:
+    """The folder ONNX exports are cached in (it may not exist yet)."""
+    return user_cache_dir() / "onnx"
+
+
 def cache_path(weights: Path, height: int, width: int, cache_dir: Path | None = None) -> Path:
-    """Where the export of `weights` at height x width is kept (beside it, or in `cache_dir`)."""
-    if cache_dir is None and writable_dir(weights.parent):
-        return weights.parent / f"{weights.name}.{height}x{width}.onnx"
-    folder = cache_dir or _user_cache_dir()
+    """Where the export of `weights` at height x width is kept (in cache_folder(), or in `cache_dir`)."""
+    folder = cache_dir or cache_folder()
     return folder / f"{weights.stem}-{file_sha256(weights)[:16]}.{height}x{width}.onnx"
-
-
-def _user_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hida_rt"
 
 
 def _settings(height: int, width: int, opset: int) -> dict:
@@ -59,25 +59,10 @@ def _write_stamp(stamp: Path, data: dict) -> None:
 
 
 def is_fresh(onnx_path: Path, weights: Path, height: int, width: int, opset: int = DEFAULT_OPSET) -> bool:
-    """Whether `onnx_path` holds the export of the current `weights` with these settings.
-
-    Re-stamps the cache when only the weights' mtime changed (same bytes).
-    """
-    stamp_path = onnx_path.with_name(onnx_path.name + STAMP_SUFFIX)
-    stamp = _read_stamp(stamp_path)
-    if stamp is None or not onnx_path.is_file() or stamp.get("settings") != _settings(height, width, opset):
-        return False
-    st = weights.stat()
-    if (stamp.get("size"), stamp.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
-        return True
-    if stamp.get("size") != st.st_size or stamp.get("sha256") != file_sha256(weights):
-        return False
-    stamp["mtime_ns"] = st.st_mtime_ns
-    try:
-        _write_stamp(stamp_path, stamp)
-    except OSError:
-        pass  # a read-only cache is still valid; the next run re-hashes
-    return True
+    """Whether `onnx_path` holds the export of the current `weights` with these settings."""
+    stamp = _read_stamp(onnx_path.with_name(onnx_path.name + STAMP_SUFFIX))
+    return (stamp is not None and onnx_path.is_file() and stamp.get("settings") == _settings(height, width, opset)
+            and stamp.get("sha256") == file_sha256(weights))
 
 
 def cached_onnx(weights: str | Path, height: int = 256, width: int = 256, opset: int = DEFAULT_OPSET,
@@ -88,14 +73,19 @@ def cached_onnx(weights: str | Path, height: int = 256, width: int = 256, opset:
     path = cache_path(weights, height, width, Path(cache_dir) if cache_dir else None)
     if is_fresh(path, weights, height, width, opset):
         return path
+    load_state_dict(weights)  # a file that is no HIDA checkpoint fails in one line before any work is announced
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{path.parent}: cannot create the ONNX cache folder ({e.strerror or e}); set "
+                         f"{CACHE_ENV} to a writable folder") from None
     if progress:
         print(f"hida_rt: exporting {weights} to ONNX for {height}x{width} (once; cached as {path})",
               file=sys.stderr, flush=True)
-    st = weights.stat()
     summary = _export_file(weights, path, height, width, opset, progress=progress)
     _write_stamp(path.with_name(path.name + STAMP_SUFFIX),
-                 {"weights": str(weights.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                  "sha256": summary.weights_sha256, "settings": _settings(height, width, opset)})
+                 {"weights": str(weights.resolve()), "sha256": summary.weights_sha256,
+                  "settings": _settings(height, width, opset)})
     if progress:
         print(f"hida_rt: {summary.line()}", file=sys.stderr, flush=True)
     return path

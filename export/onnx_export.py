@@ -54,16 +54,13 @@ from hida_rt.errors import InputError
 from hida_rt.model import HIDAGenerator, check_size
 
 from . import onnx_graph
+from .network_io import INPUT_NAMES, OUTPUT_NAME, trace_inputs
 from .onnx_deform import MIN_OPSET, deform_conv_as_onnx_op
 
 DEFAULT_OPSET = MIN_OPSET
 # The newest opset torch's TorchScript exporter writes (torch.onnx._constants).
 MAX_OPSET = 20
-INPUT_NAMES = ("photo", "depth", "style")
-OUTPUT_NAME = "sketch"
 BATCH_DIM = "batch"
-# Traced at batch 2: a batch of 1 invites the tracer to treat size-1 dims as broadcastable constants.
-TRACE_BATCH = 2
 META_PREFIX = "hida_rt."
 # Bump when a change here alters the exported graph: caches (onnx_cache) built by older code are rebuilt.
 EXPORT_FORMAT_VERSION = 1
@@ -120,14 +117,6 @@ def check_settings(height: int, width: int, opset: int = DEFAULT_OPSET) -> None:
     check_opset(opset)
 
 
-def _trace_inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    photo = torch.rand(TRACE_BATCH, 3, height, width, generator=g) * 2 - 1
-    depth = torch.rand(TRACE_BATCH, 1, height, width, generator=g)
-    style = torch.eye(3)[:TRACE_BATCH]
-    return photo, depth, style
-
-
 def _torch_export(model: HIDAGenerator, height: int, width: int, opset: int) -> onnx.ModelProto:
     buf = io.BytesIO()
     with deform_conv_as_onnx_op(model), torch.no_grad(), warnings.catch_warnings():
@@ -135,7 +124,7 @@ def _torch_export(model: HIDAGenerator, height: int, width: int, opset: int) -> 
         # running stats, so train and eval compute the same) would break the one-line output.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, _trace_inputs(height, width), buf, dynamo=False, opset_version=opset,
+            model, trace_inputs(height, width), buf, dynamo=False, opset_version=opset,
             input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
             dynamic_axes={name: {0: BATCH_DIM} for name in (*INPUT_NAMES, OUTPUT_NAME)},
             do_constant_folding=True, export_params=True,

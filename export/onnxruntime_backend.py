@@ -2,7 +2,7 @@
 
 The ONNX file is either given (`onnx=` / `--onnx`, exported for one
 height x width) or exported from the weights on first use at the input's
-size and cached beside them (onnx_cache), one file per size. That first-use
+size and cached in the user cache folder (onnx_cache), one file per weights and size. That first-use
 export is why this backend lives in hida_rt.export, above the exporter it
 calls; hida_rt.backends finds it by name (BACKEND_MODULES).
 

@@ -5,17 +5,27 @@
                           BuildSettings(max_batch=8), progress=print)
 
 Works with TensorRT 10.9+ and 11.x. Enum members are looked up by name
-(their numbers moved between 10 and 11), and no weakly-typed flag is used:
-the network is strongly typed (NetworkDefinitionCreationFlag.STRONGLY_TYPED
-where the enum has it; TensorRT 11 networks are always strongly typed), so
-the FP16/FP32 split of the graph (export/trt_fp16.py) is what runs. The
-hida_rt plugins are registered (export/plugins/tensorrt_qdp.py) before the
-ONNX parser meets their nodes; each node asks for its AOT implementation.
+(their numbers moved between 10 and 11). The network must be strongly
+typed, so the FP16/FP32 split of the graph (export/trt_fp16.py) is what
+runs and TensorRT picks no precision of its own: on 10.x that takes
+NetworkDefinitionCreationFlag.STRONGLY_TYPED at creation, checked with
+`get_flag` after parsing; in 11.x every network is strongly typed, and the
+flag is still in the enum but deprecated and ignored (NvInfer.h), so neither
+passed nor checked there. On every version no weak-typing builder flag
+(FP16, BF16, INT8, FP8, FP4) may be set on the config: that is what
+strong typing means to the builder, and it is checked before the build
+(`check_strongly_typed`). The hida_rt plugins are registered
+(export/plugins/tensorrt_qdp.py) before the ONNX parser meets their nodes;
+each node asks for its AOT implementation.
 
 An optimization profile spans batch 1..max_batch (opt: opt_batch) at the
 fixed height x width of the ONNX. A timing cache file (default
 `<engine stem>.timing.cache` beside the engine) is read before and written
-after the build, so rebuilding on the same GPU skips kernel timing.
+after the build, so rebuilding on the same GPU skips kernel timing. A cache
+TensorRT cannot read (`create_timing_cache` gives None: corrupt, or from
+another TensorRT) or will not use (`set_timing_cache` answers False: from
+another GPU) is replaced by a fresh one, said in one line, and overwritten
+after the build.
 """
 from __future__ import annotations
 
@@ -82,9 +92,11 @@ def cuda_version() -> str | None:
 
 def environment(device=None) -> Environment:
     """The running machine's TensorRT version and GPU (`device`: a CUDA device, default the current one)."""
+    from .plugins.ptx_isa import driver_cuda_version
     g = gpu(device)
     return Environment(tensorrt_version=tensorrt_version(), gpu_name=g[0] if g else None,
-                       compute_capability=g[1] if g else None)
+                       compute_capability=g[1] if g else None,
+                       driver_cuda_version=driver_cuda_version() if g else None)
 
 
 def missing_for_build(env: Environment | None = None) -> str | None:
@@ -105,10 +117,58 @@ def enum_member(enum, name: str):
     return getattr(enum, name, None)
 
 
+# Builder flags that let TensorRT choose a layer's precision: a strongly typed network must have none.
+WEAK_TYPING_FLAGS = ("FP16", "BF16", "INT8", "FP8", "FP4")
+
+
+def _strongly_typed_flag(trt):
+    """NetworkDefinitionCreationFlag.STRONGLY_TYPED where it means something (10.x), else None (11.x keeps
+    the member, deprecated and ignored: networks are always strongly typed there)."""
+    if _version_tuple(str(trt.__version__))[:1] >= (11,):
+        return None
+    return enum_member(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+
+
 def network_flags(trt) -> int:
-    """Creation flags of a strongly typed network, by name (absent in 11.x: always strongly typed there)."""
-    strongly_typed = enum_member(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    """Creation flags of a strongly typed network: STRONGLY_TYPED on 10.x, none on 11.x (the default there)."""
+    strongly_typed = _strongly_typed_flag(trt)
     return 0 if strongly_typed is None else 1 << int(strongly_typed)
+
+
+def check_strongly_typed(trt, network, config) -> None:
+    """EngineBuildError unless the network is strongly typed: the 10.x creation flag took, and no builder
+    flag gives TensorRT a precision choice."""
+    flag = _strongly_typed_flag(trt)
+    if flag is not None and not network.get_flag(flag):
+        raise EngineBuildError(f"the network is not strongly typed: TensorRT {trt.__version__} did not keep "
+                               f"NetworkDefinitionCreationFlag.STRONGLY_TYPED")
+    weak = [name for name in WEAK_TYPING_FLAGS
+            if (member := enum_member(trt.BuilderFlag, name)) is not None and config.get_flag(member)]
+    if weak:
+        raise EngineBuildError(f"builder flag(s) {', '.join(weak)} set: they let TensorRT choose precisions, "
+                               f"which a strongly typed build must not")
+
+
+def attach_timing_cache(config, cache_file: Path | None, say: Callable[[str], None]) -> None:
+    """Give the build the cache in `cache_file`, or a fresh cache when there is none or TensorRT cannot use it.
+
+    create_timing_cache returns None for bytes it cannot read (corrupt, another TensorRT version), and
+    set_timing_cache returns False for a cache it will not use (another GPU); either way the file is not used
+    and is overwritten with the new cache after the build. One line says so.
+    """
+    data = cache_file.read_bytes() if cache_file is not None and cache_file.is_file() else b""
+    if data:
+        cache = config.create_timing_cache(data)
+        if cache is None:
+            why = "TensorRT cannot read it (corrupt, or written by another TensorRT version)"
+        elif not config.set_timing_cache(cache, False):
+            why = "TensorRT will not use it (made on another GPU or with other settings)"
+        else:
+            return
+        say(f"timing cache {cache_file}: {why}; starting a fresh one, written there after the build")
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise EngineBuildError("TensorRT refused a fresh timing cache")
 
 
 @dataclass
@@ -187,9 +247,6 @@ def build_engine(trt_onnx: str | Path, plan: str | Path, settings: BuildSettings
     if not parser.parse_from_file(str(trt_onnx)):
         first = parser.get_error(0).desc() if parser.num_errors else (errors[0] if errors else "unknown error")
         raise EngineBuildError(f"{trt_onnx}: TensorRT's ONNX parser failed: {first}")
-    flag = enum_member(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-    if flag is not None and not network.get_flag(flag):
-        raise EngineBuildError("the network is not strongly typed; this TensorRT ignored STRONGLY_TYPED")
     config = builder.create_builder_config()
     monitor = _progress_monitor(trt, say)
     if monitor is not None:
@@ -197,8 +254,7 @@ def build_engine(trt_onnx: str | Path, plan: str | Path, settings: BuildSettings
     if settings.workspace_mb:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mb << 20)
     cache_file = settings.timing_cache
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file and cache_file.is_file() else b"")
-    config.set_timing_cache(cache, False)
+    attach_timing_cache(config, cache_file, lambda line: print(f"hida_rt: {line}", file=sys.stderr, flush=True))
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         t = network.get_input(i)
@@ -212,6 +268,7 @@ def build_engine(trt_onnx: str | Path, plan: str | Path, settings: BuildSettings
     outputs = [_describe(network.get_output(i)) for i in range(network.num_outputs)]
     plugin_type = enum_member(trt.LayerType, "PLUGIN_V3")
     plugin_layers = sum(network.get_layer(i).type == plugin_type for i in range(network.num_layers))
+    check_strongly_typed(trt, network, config)
     say(f"building for batch 1..{settings.max_batch} (opt {settings.opt_batch}); {network.num_layers} layers, "
         f"{plugin_layers} of them hida_rt plugins")
     serialized = builder.build_serialized_network(network, config)

@@ -37,6 +37,7 @@ from hida_rt.errors import InputError
 DEFAULT_NAME = "hida"
 DEFAULT_ONNX_MAX_BATCH = 8
 DEFAULT_QUEUE_DELAY_US = 2000
+VERSION = "1"  # the one model version a repository holds: DIR/NAME/1/
 PLAN_SUFFIXES = (".plan", ".engine")
 PLATFORMS = {"plan": ("tensorrt_plan", "model.plan", "KIND_GPU"),
              "onnx": ("onnxruntime_onnx", "model.onnx", "KIND_CPU")}
@@ -76,7 +77,7 @@ class RepoSummary:
 
     def line(self) -> str:
         return (f"wrote the Triton model repository {self.model_dir.parent}: {self.model_dir.name}/config.pbtxt "
-                f"({self.platform}, max_batch_size {self.max_batch_size}) and {self.model_dir.name}/1/"
+                f"({self.platform}, max_batch_size {self.max_batch_size}) and {self.model_dir.name}/{VERSION}/"
                 f"{self.model_file.name}")
 
 
@@ -141,6 +142,30 @@ def plan_info(path: Path) -> ModelInfo:
              f"Optimization profile: batch {manifest.batch['min']}..{manifest.batch['max']} "
              f"(opt {manifest.batch['opt']}); weights SHA-256 {manifest.weights_sha256}."]
     return ModelInfo("plan", tensors(manifest.inputs), tensors(manifest.outputs), manifest.max_batch(), notes)
+
+
+def network_info(height: int, width: int) -> ModelInfo:
+    """What an ONNX export of the generator at height x width declares, without exporting: the export's own
+    input names and trace inputs (batch made -1), and the output of the network run on PyTorch's meta
+    device (shapes and types only: no memory, no arithmetic). Servers that speak the Open Inference
+    Protocol (python -m hida_rt.serve) describe their model with it, as this repository would."""
+    import torch
+
+    from hida_rt.model import HIDAGenerator, check_size
+
+    from .network_io import INPUT_NAMES, OUTPUT_NAME, trace_inputs
+
+    check_size(height, width)
+    # On the meta device: nothing is allocated in the server that calls this.
+    with torch.device("meta"), torch.no_grad():
+        inputs = trace_inputs(height, width)
+        output = HIDAGenerator()(*inputs)
+
+    def tensor(name: str, t: torch.Tensor) -> Tensor:
+        return Tensor(name, str(t.dtype).removeprefix("torch."), (-1, *t.shape[1:]))
+
+    return ModelInfo("onnx", [tensor(n, t) for n, t in zip(INPUT_NAMES, inputs, strict=True)],
+                     [tensor(OUTPUT_NAME, output)], None)
 
 
 def model_info(path: str | Path) -> ModelInfo:
@@ -222,12 +247,12 @@ def write_repository(model_file: str | Path, repo: str | Path, *, name: str = DE
     platform, filename, _ = PLATFORMS[info.kind]
     text = config_text(info, name, size, queue_delay_us, instances, model_file.name)
     model_dir = repo / name
-    target = model_dir / "1" / filename
+    target = model_dir / VERSION / filename
     if model_file.resolve() != target.resolve():
         with atomic_path(target) as tmp:
             shutil.copyfile(model_file, tmp)
     for other in {f for _, f, _ in PLATFORMS.values()} - {filename}:
-        stale = model_dir / "1" / other   # a previous repository of the other kind would confuse readers
+        stale = model_dir / VERSION / other   # a previous repository of the other kind would confuse readers
         if stale.is_file():
             stale.unlink()
     config = model_dir / "config.pbtxt"

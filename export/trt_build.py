@@ -1,6 +1,6 @@
 """The whole TensorRT build behind `python -m hida_rt.build`: weights -> engine, TensorRT ONNX and manifest.
 
-    request = EngineRequest(weights="hida.pth", output="engines/hida_fp16.plan", max_batch=8, verify=True)
+    request = EngineRequest(weights="hida.ckpt", output="engines/hida_fp16.plan", max_batch=8, verify=True)
     result = build_engine_files(request, progress=print)     # EngineNotBuilt / ParityFailed / HidaError
     print(result.line())
 
@@ -30,6 +30,7 @@ from hida_rt.errors import BackendUnavailable, HidaError, InputError
 from hida_rt.model import check_size
 
 from . import manifest as mf
+from .plugins import ptx_isa
 
 DEFAULT_ENGINE = "engines/hida_fp16.plan"
 EXIT_NOT_BUILT = 3
@@ -63,6 +64,7 @@ class EngineRequest:
     timing_cache: str | None = None
     workspace: int | None = None      # MB
     verbose: bool = False
+    ptx_isa: str | None = None        # "8.4": the plugins' PTX ISA; None: the driver's newest (plugins.ptx_isa)
 
     def check(self) -> None:
         """One-line HidaError for settings that cannot be built, before any work."""
@@ -73,6 +75,8 @@ class EngineRequest:
             raise InputError("--workspace must be a positive number of MB")
         if not 1 <= self.opt_batch <= self.max_batch:
             raise InputError(f"--opt-batch must be between 1 and --max-batch ({self.max_batch})")
+        if self.ptx_isa is not None:
+            self.ptx_isa = ptx_isa.parse_isa(self.ptx_isa)
         check_weights_file(self.weights)
 
     def paths(self) -> tuple[Path, Path, Path, Path]:
@@ -95,6 +99,8 @@ def finish_command(request) -> str:
         cmd += ["--opt-batch", str(request.opt_batch)]
     if request.workspace is not None:
         cmd += ["--workspace", str(request.workspace)]
+    if getattr(request, "ptx_isa", None):
+        cmd += ["--ptx-isa", request.ptx_isa]
     if request.verify:
         cmd.append("--verify")
     return shlex.join(cmd)
@@ -199,10 +205,14 @@ def build_engine_files(request: EngineRequest, progress: Callable[[str], None] |
         mf.write_manifest(m, manifest_file)
         raise EngineNotBuilt(f"no engine built: {missing}. Wrote {onnx_path} and {manifest_file} (unbuilt). "
                              f"On a machine with TensorRT >= 10.9 and a GPU run: {m.finish_command}")
-    built = tb.build_engine(onnx_path, plan, tb.BuildSettings(max_batch=request.max_batch,
-                                                              opt_batch=request.opt_batch, timing_cache=cache,
-                                                              workspace_mb=request.workspace,
-                                                              verbose=request.verbose), progress=say)
+    arch = round(10 * float(env.compute_capability))
+    m.ptx_isa = ptx_isa.choose(arch, request.ptx_isa, env.driver_cuda_version, ptx_isa.triton_default_isa(arch))
+    say(f"plugin PTX: ISA {m.ptx_isa} for sm_{arch} (driver CUDA {env.driver_cuda_version or 'unknown'})")
+    with ptx_isa.building_with(m.ptx_isa):
+        built = tb.build_engine(onnx_path, plan, tb.BuildSettings(max_batch=request.max_batch,
+                                                                  opt_batch=request.opt_batch, timing_cache=cache,
+                                                                  workspace_mb=request.workspace,
+                                                                  verbose=request.verbose), progress=say)
     m.status, m.engine_sha256, m.tensorrt_version = "built", file_sha256(plan), built.tensorrt_version
     m.inputs, m.outputs = built.inputs, built.outputs
     mf.write_manifest(m, manifest_file)

@@ -1,4 +1,4 @@
-"""Build the TensorRT engine: python -m hida_rt.build --weights hida.pth [-o engines/hida_fp16.plan]
+"""Build the TensorRT engine: hida-rt build --weights hida.ckpt [-o engines/hida_fp16.plan]
 
 Steps: export the portable ONNX, run the graph passes (merged convs, folded
 MetaACON switches, hida_rt plugin nodes, explicit FP16), write the TensorRT
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                f"Exit codes: 0 built (and verified); 2 bad input or build failure; {EXIT_NOT_BUILT} no TensorRT or no\n"
                f"GPU here (ONNX and unbuilt manifest written); {EXIT_PARITY} built, but --verify missed the precision\n"
                "targets (the figures are in the manifest).\n\n"
-               "Example: python -m hida_rt.build --weights hida.pth -o engines/hida_fp16.plan --max-batch 8 --verify")
+               "Example: hida-rt build --weights hida.ckpt -o engines/hida_fp16.plan --max-batch 8 --verify")
     add_weights(p)
     p.add_argument("--output", "-o", default=DEFAULT_ENGINE, help=f"engine file to write (default {DEFAULT_ENGINE})")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch the engine takes (default 8)")
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "manifest (without TensorRT: the TensorRT ONNX in onnx.reference, on the CPU)")
     p.add_argument("--timing-cache", default=None, help="timing cache file (default <engine stem>.timing.cache)")
     p.add_argument("--workspace", type=int, default=None, metavar="MB", help="TensorRT workspace limit in MB")
+    p.add_argument("--ptx-isa", default=None, metavar="X.Y",
+                   help="PTX ISA version of the plugin kernels stored in the engine (default: the newest the "
+                        "installed driver accepts); lower it to run the engine on machines with older drivers, "
+                        "e.g. 8.4 for CUDA 12.4 drivers")
     p.add_argument("--verbose", action="store_true", help="TensorRT's full log on stderr")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the result")
     add_triton_options(p, with_max_batch=True)

@@ -6,6 +6,7 @@ pickle that needs code to load is refused, never executed.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import pickletools
 import warnings
@@ -136,9 +137,18 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> HIDA
     return model.to(device)
 
 
+# file_sha256's results by (file, size, mtime): a run asks for one file's hash several times (the ONNX
+# cache's name, the check that an ONNX matches its weights), and hashing a 400 MB file takes a second.
+_hashes: dict[tuple, str] = {}
+
+
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _hashes:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _hashes[key] = h.hexdigest()
+    return _hashes[key]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import HidaError, InputError
+from .memory import allocation_failure
 
 
 # How the tools are being run: "hida-rt" or "python -m hida_rt" when hida_rt.commands dispatched them, so
@@ -18,15 +19,16 @@ _command: str | None = None
 
 def prog_name(tool: str) -> str:
     """A tool's program name for its usage and help: `hida-rt TOOL` under the hida-rt command, else
-    `python -m hida_rt.TOOL` (tool is the module path below hida_rt, e.g. "sketch", "random_weights")."""
+    `python -m hida_rt.TOOL` (tool is the module path below hida_rt, e.g. "sketch", "random_weights", "kernels.sass")."""
     if _command is not None:
-        return f"{_command} {tool.replace('_', '-')}"
+        return f"{_command} {tool.rpartition('.')[2].replace('_', '-')}"
     return f"python -m hida_rt.{tool}"
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
             prog: str = "hida_rt") -> int:
-    """Run a CLI entry point; a HidaError becomes one line on stderr and a non-zero exit."""
+    """Run a CLI entry point; a HidaError or a failed memory allocation becomes one line on stderr and a
+    non-zero exit."""
     try:
         return int(main(argv) or 0)
     except HidaError as e:
@@ -35,6 +37,12 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+        message = allocation_failure(e)
+        if message is None:
+            raise  # a bug: its traceback is what a report needs
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
 
 
 def _check_target(path: Path) -> None:

@@ -22,11 +22,14 @@ WEIGHTS_HELP = "HIDA checkpoint: Lightning .ckpt or plain state dict .pth"
 STYLE_HELP = ("FS2K style 1 (sparse outlines), 2 or 3 (heavy shading), or a mix as three weights "
               "for styles 1,2,3, e.g. 0.5,0,0.5 (default {default})")
 BACKEND_HELP = ("inference backend; auto (default): tensorrt when --engine is given (and a one-line error if "
-                "TensorRT cannot run it here), else triton on a GPU, else onnxruntime (exports and caches the "
-                "ONNX beside the weights on first use), else eager")
+                "TensorRT cannot run it here), else triton on a GPU if it passes its self-check there (else eager "
+                "FP16 on the GPU, saying why), else onnxruntime (exports the ONNX on first use and caches it in "
+                "$HIDA_RT_CACHE or ~/.cache/hida_rt), else eager")
 DEVICE_HELP = "torch device for eager/triton: cpu, cuda, cuda:1 (default: cuda if present)"
-ONNX_HELP = "onnxruntime backend: ONNX file to use (default: cached beside the weights)"
+ONNX_HELP = "onnxruntime backend: ONNX file to use (default: exported once and cached in the user cache folder)"
 ENGINE_HELP = "tensorrt backend: the .plan engine to load"
+RECHECK_HELP = ("run the GPU backend's self-check again instead of reading its cached verdict (the check runs by "
+                "itself on first use with a new GPU, driver or version)")
 
 
 def add_weights(p: Any, required: bool = True, help: str = WEIGHTS_HELP) -> None:
@@ -40,11 +43,12 @@ def add_style(p: Any, default: str = "2") -> None:
 
 
 def add_backend_options(p: Any) -> None:
-    """--backend/-b, --device, --onnx, --engine: what backend_from_args reads."""
+    """--backend/-b, --device, --onnx, --engine, --recheck: what backend_from_args reads."""
     p.add_argument("--backend", "-b", choices=CHOICES, default="auto", help=BACKEND_HELP)
     p.add_argument("--device", default=None, help=DEVICE_HELP)
     p.add_argument("--onnx", default=None, help=ONNX_HELP)
     p.add_argument("--engine", default=None, help=ENGINE_HELP)
+    p.add_argument("--recheck", action="store_true", help=RECHECK_HELP)
 
 
 def add_size(p: Any, default: int = 256, what: str = "input") -> None:
@@ -63,7 +67,7 @@ def backend_from_args(args: argparse.Namespace, progress: bool | None = None, **
     if progress is None:
         progress = not getattr(args, "quiet", False)
     return create_backend(args.backend, getattr(args, "weights", None), device=args.device, onnx=args.onnx,
-                          engine=args.engine, progress=progress, **options)
+                          engine=args.engine, progress=progress, recheck=getattr(args, "recheck", False), **options)
 
 
 __all__ = ["add_backend_options", "add_size", "add_style", "add_weights", "backend_from_args"]

@@ -1,6 +1,6 @@
 """The `hida-rt` command: one entry point whose subcommands are hida_rt's tools.
 
-    hida-rt sketch PHOTO --depth DEPTH --weights hida.pth -o out/
+    hida-rt sketch PHOTO --depth DEPTH --weights hida.ckpt -o out/
     python -m hida_rt sketch ...          # the same, where the scripts folder is not on PATH
     python -m hida_rt.sketch ...          # each tool's own entry point, unchanged
 
@@ -33,6 +33,7 @@ TOOLS: dict[str, Tool] = {
     "build": Tool("hida_rt.build", "build the FP16 TensorRT engine and its manifest"),
     "export": Tool("hida_rt.export.__main__", "export the network as ONNX or an AOTInductor package"),
     "doctor": Tool("hida_rt.doctor", "report what runs on this machine and check the GPU path"),
+    "sass": Tool("hida_rt.kernels.sass", "registers, spills and occupancy of every kernel on each NVIDIA architecture"),
     "random-weights": Tool("hida_rt.random_weights", "write a deterministic random checkpoint for trying things out"),
 }
 
@@ -50,7 +51,7 @@ def build_parser(prog: str = "hida-rt") -> argparse.ArgumentParser:
                f"an unusable backend (one line on stderr), 130 interrupted; build and batch add their own\n"
                f"(see their --help).\n\n"
                f"Example: {prog} sketch samples/astronaut_photo.png --depth samples/astronaut_depth.png "
-               f"--weights hida.pth -o sketches/")
+               f"--weights hida.ckpt -o sketches/")
     p.add_argument("--version", action="version", version=f"hida_rt {__version__}")
     p.add_argument("command", metavar="COMMAND", choices=list(TOOLS), help=argparse.SUPPRESS)
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

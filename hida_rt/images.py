@@ -2,7 +2,10 @@
 
 Photos are resized to the network size with bilinear filtering and mapped
 to [-1, 1]; depth maps are read as grey and divided by 255; the sketch
-((y + 1) / 2, grey) is resized back to the photo's size.
+((y + 1) / 2, grey) is resized back to the photo's size. Images of more than
+8 bits (16-bit grey, floating point in [0, 1]) are scaled to 8 bits first,
+photos and depth maps alike. Every tool reads images here, so a file that
+cannot be read gets one wording everywhere: `NAME: cannot read as an image (REASON)`.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ DEPTH_BLUR_KSIZE = 5
 DEPTH_BLUR_SIGMA = 0.2
 # Photo and depth map must show the same framing; a larger aspect mismatch means wrong pairing.
 ASPECT_TOLERANCE = 0.02
+# Pillow modes of grey images with more than 8 bits per pixel, and their full-scale value.
+HIGH_BIT_DEPTH = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I": 65535, "F": 1.0}
 
 
 def read_image(path: str | Path, mode: str) -> Image.Image:
@@ -60,22 +65,54 @@ def decode_image(source: str | Path | bytes | BinaryIO, mode: str, name: str, *,
             im.load()
             # Phone photos are stored sideways with an EXIF rotation; the depth map is upright.
             im = ImageOps.exif_transpose(im)
-            if mode == "L" and im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                # 16-bit depth maps: scale the full 16-bit range to 8 bits (convert("L") would clip).
-                grey = np.clip(np.asarray(im, dtype=np.float64) / 257.0, 0, 255).round().astype(np.uint8)
-                return Image.fromarray(grey, mode="L")
-            if mode == "L" and im.mode == "F":
-                raise InputError(f"{name}: a floating-point image; save the depth map as 8- or 16-bit grey")
+            if im.mode in HIGH_BIT_DEPTH:
+                im = _to_8bit(im, name)
             return im.convert(mode)
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"{name}: too many pixels to decode safely (Pillow's decompression-bomb limit)") from None
-    except UnidentifiedImageError as e:
-        if formats is not None and (other := _format_of(source)) is not None:
-            raise UnsupportedImage(f"{name}: {other} images are not accepted; use {', '.join(formats)}") from None
-        reason = "not an image format Pillow reads" if isinstance(source, io.BytesIO) else first_line(e, 100)
-        raise InputError(f"{name}: cannot read as an image ({reason})") from None
+    except UnidentifiedImageError:
+        raise _unidentified(source, name, formats) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: cannot read as an image ({first_line(e, 100)})") from None
+
+
+def _to_8bit(im: Image.Image, name: str) -> Image.Image:
+    """A grey image of more than 8 bits -> 8-bit grey, its full range kept (convert("L") would clip it
+    to the first 255 levels: nearly all white)."""
+    x = np.asarray(im, dtype=np.float64)
+    if im.mode == "F" and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        raise InputError(f"{name}: a floating-point image with values outside [0, 1]; save it as 8- or 16-bit")
+    grey = np.clip(x * (255.0 / HIGH_BIT_DEPTH[im.mode]), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(grey, mode="L")
+
+
+def _unidentified(source, name: str, formats: tuple[str, ...] | None) -> InputError:
+    """The error for a file Pillow could not open: in a format not accepted, damaged, or no image at all."""
+    if formats is not None:
+        try:  # the header alone, as Image.open reads it (no pixels are decoded)
+            if hasattr(source, "seek"):
+                source.seek(0)
+            with Image.open(source) as other:
+                found = other.format
+        except Exception:  # noqa: BLE001 (any failure here means: not a readable image of another format)
+            found = None
+        if found is not None and found not in formats:
+            return UnsupportedImage(f"{name}: {found} images are not accepted; use {', '.join(formats)}")
+    fmt = _format_of(source)
+    if fmt is None:
+        return InputError(f"{name}: cannot read as an image (not an image format Pillow reads)")
+    # The file starts like a `fmt` image but is damaged: ask that format's reader why.
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            Image.OPEN[fmt][0](source, name)
+        else:
+            with open(source, "rb") as f:
+                Image.OPEN[fmt][0](f, name)
+        reason = f"a damaged {fmt} file"
+    except Exception as e:  # noqa: BLE001 (the reader's own reason, whatever it raised)
+        reason = first_line(e, 100).split(" (")[0]  # Pillow appends raw chunk bytes in parentheses
+    return InputError(f"{name}: cannot read as an image ({reason})")
 
 
 def _format_of(source) -> str | None:
@@ -101,7 +138,7 @@ def pair_to_tensors(photo: Image.Image, depth: Image.Image, size: tuple[int, int
     """
     pa, da = photo.width / photo.height, depth.width / depth.height
     if abs(pa - da) > ASPECT_TOLERANCE * pa:
-        raise InputError(f"{depth_name}: depth map is {depth.width}x{depth.height} but photo {photo_name} is "
+        raise InputError(f"{depth_name}: depth map is {depth.width}x{depth.height} but {photo_name} is "
                          f"{photo.width}x{photo.height}; they must show the same aligned face")
     return photo_to_tensor(photo, size), depth_to_tensor(depth, size), photo.size
 

@@ -22,42 +22,12 @@ import torch
 from .checkpoint import LIGHTNING_PREFIX
 from .cli import atomic_path, check_writable, prog_name, run_cli
 from .errors import InputError
-from .model import full_shapes
+from .model.random_init import AUTHORS_GAIN, random_generator_state
 
-AUTHORS_GAIN = 0.02
 # A PatchGAN discriminator (photo + sketch in): present in the real file, ignored by the loader.
 DISCRIMINATOR = (("model.0", 4, 64), ("model.2", 64, 128), ("model.5", 128, 256),
                  ("model.8", 256, 512), ("model.11", 512, 1))
 DISCRIMINATOR_PREFIX = "Discrimanator."  # sic: the authors' spelling
-
-
-def _init_tensor(key: str, shape: torch.Size, gen: torch.Generator, gain: float) -> torch.Tensor:
-    leaf = key.rsplit(".", 1)[-1]
-    owner = key.rsplit(".", 2)[-2] if key.count(".") >= 1 else ""
-    if leaf in ("p1", "p2"):
-        return torch.randn(shape, generator=gen)
-    if leaf == "running_mean":
-        return torch.zeros(shape)
-    if leaf == "running_var":
-        return torch.ones(shape)
-    if leaf == "num_batches_tracked":
-        return torch.zeros(shape, dtype=torch.long)
-    if owner in ("bn1", "bn2"):
-        return torch.normal(1.0, gain, shape, generator=gen) if leaf == "weight" else torch.zeros(shape)
-    if leaf == "bias":
-        return torch.zeros(shape)
-    t = torch.empty(shape)
-    if owner == "dcn":
-        # DCNv2's own init; init_weights skips it (its class name has no 'Conv').
-        stdv = 1.0 / math.sqrt(shape[1] * shape[2] * shape[3])
-        return t.uniform_(-stdv, stdv, generator=gen)
-    return torch.nn.init.xavier_normal_(t, gain=gain, generator=gen)
-
-
-def random_generator_state(seed: int = 0, gain: float = AUTHORS_GAIN) -> dict[str, torch.Tensor]:
-    """The complete generator state dict (all 768 tensors), deterministic in `seed`."""
-    gen = torch.Generator().manual_seed(seed)
-    return {k: _init_tensor(k, s, gen, gain) for k, s in full_shapes().items()}
 
 
 def random_lightning_checkpoint(seed: int = 0, gain: float = AUTHORS_GAIN) -> dict:
@@ -84,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog_name("random_weights"),
         description="Write a deterministic random HIDA checkpoint in the published Lightning layout "
-                    "(or as a plain generator state dict), for tests and benchmarks without the real weights.")
+                    "(or as a plain generator state dict), for tests and benchmarks without the real weights.",
+        epilog="Examples:\n"
+               "  hida-rt random-weights -o hida_random.ckpt    # the authors' init: its sketches are flat grey\n"
+               "  hida-rt random-weights -o hida_spread.ckpt --gain 1.0   # sketches with visible (random) structure",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (e.g. hida_random.ckpt)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); a seed always gives the same tensors")
     p.add_argument("--gain", type=float, default=AUTHORS_GAIN,

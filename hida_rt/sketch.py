@@ -1,4 +1,4 @@
-"""Sketch photos: python -m hida_rt.sketch PHOTO... --weights W [--depth D...] --style S
+"""Sketch photos: hida-rt sketch PHOTO... --weights W [--depth D...] --style S
 
 Each photo (with its depth map) is resized to the network size, run through
 the chosen backend, and the sketch is resized back to the photo's size and
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import images, styles
+from . import images, memory, styles
 from .cli import check_writable, prog_name, run_cli
 from .cli_options import add_backend_options, add_style, add_weights, backend_from_args
 from .errors import InputError
@@ -74,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn photos into HIDA pencil sketches: aligned face photos with their depth maps, or "
                     "any photo, whose faces are found (or which is sketched whole).",
         epilog="Examples:\n"
-               "  python -m hida_rt.sketch samples/astronaut_photo.png --depth samples/astronaut_depth.png "
+               "  hida-rt sketch samples/astronaut_photo.png --depth samples/astronaut_depth.png "
                "--weights hida.ckpt --style 2 -o out/\n"
-               "  python -m hida_rt.sketch team.jpg --max-faces 10 --composite --weights hida.ckpt   "
+               "  hida-rt sketch team.jpg --max-faces 10 --composite --weights hida.ckpt   "
                "(the photo back, every face drawn)\n"
-               "  python -m hida_rt.sketch street.jpg --whole-frame --weights hida.ckpt",
+               "  hida-rt sketch street.jpg --whole-frame --weights hida.ckpt",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photos", nargs="+", metavar="PHOTO",
                    help="photo file(s): aligned 256x256 faces with --depth; otherwise any photo")
@@ -144,7 +144,7 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
 def load_pair(job: Job, size: int) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     photo = images.read_image(job.photo, "RGB")
     depth = images.read_image(job.depth, "L")
-    return images.pair_to_tensors(photo, depth, (size, size), str(job.photo), str(job.depth))
+    return images.pair_to_tensors(photo, depth, (size, size), f"photo {job.photo}", str(job.depth))
 
 
 def find_faces(jobs: list[Job], max_faces: int, keep_photos: bool = False) -> dict[Path, tuple[np.ndarray | None, list]]:
@@ -210,15 +210,8 @@ def check_readable(jobs: list[Job]) -> None:
         for path in (job.photo, job.depth):
             if path is None:
                 continue
-            if path.is_dir():
-                raise InputError(f"{path}: is a directory, expected an image file")
-            if not path.is_file():
-                raise InputError(f"{path}: no such image file")
-            try:
-                with Image.open(path) as im:
-                    im.verify()
-            except Exception as e:  # PIL raises many types for a bad file
-                raise InputError(f"{path}: cannot read as an image ({type(e).__name__})") from None
+            # Decoded in full (and dropped): a truncated file fails here, with the reason every tool gives.
+            images.read_image(path, "RGB" if path == job.photo else "L")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     style = styles.parse_style(args.style)
     jobs = plan_jobs(args)
     check_readable(jobs)
+    # Before the face search: at most max_faces network inputs per photo.
+    check_memory(jobs, args, min(args.batch_size, len(jobs) * args.max_faces))
     faces = {} if args.whole_frame else find_faces(jobs, args.max_faces, keep_photos=args.composite)
     for job in jobs:
         check_writable(job.output)  # before the slow part, not after it
@@ -262,6 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {what} to {where} "
               f"(backend {backend.name}, style {styles.describe(style)}, {time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def check_memory(jobs: list[Job], args: argparse.Namespace, batch: int) -> None:
+    """Refuse, before the model loads, a network size whose activations would not fit here (hida_rt.memory)."""
+    if not args.whole_frame:
+        memory.check_fits(args.size, args.size, batch, multiple=SIZE_MULTIPLE)
+        return
+    for job in jobs:  # each whole photo runs at its own size; Image.open reads only the header
+        with Image.open(job.photo) as im:
+            net = images.whole_frame_size(im.height, im.width, args.net_height)
+        memory.check_fits(*net, batch, option=f"{job.photo} at --whole-frame", multiple=SIZE_MULTIPLE)
 
 
 def check_modes(args: argparse.Namespace) -> None:

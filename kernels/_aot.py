@@ -136,14 +136,16 @@ class AotKernel:
                    outputs=tuple(req["outputs"]), dtypes=dict(req["dtypes"]), constexprs=dict(req["constexprs"]),
                    grid=None, num_warps=int(req["num_warps"]))
 
-    def compile(self, arch: int = 90, warp_size: int = 32):
-        """triton.compile for `cuda:arch` (no GPU needed); the CompiledKernel has .asm["ptx"] and .metadata."""
+    def compile(self, arch: int = 90, warp_size: int = 32, ptx_version: int | None = None):
+        """triton.compile for `cuda:arch` (no GPU needed); the CompiledKernel has .asm["ptx"] and .metadata.
+
+        `ptx_version`: the PTX ISA to declare, e.g. 84 for 8.4 (None: Triton's default)."""
         if not _triton_compat.compilable(self.kernel):
             raise RuntimeError(f"{self.name} is not compile-able in a process with TRITON_INTERPRET=1; "
                                f"compile in a separate process (hida_rt.kernels._aot.build_isolated)")
         self.check_parameter_order()
         return _triton_compat.compile_for_cuda(self.kernel, self.signature(), self.constexprs, arch,
-                                               self.num_warps, warp_size)
+                                               self.num_warps, warp_size, ptx_version)
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,12 @@ class KernelBuild:
     global_scratch_size: int
     profile_scratch_size: int
     triton: str                # the Triton version that built it
+    sass: dict | None = None   # ptxas -v of the PTX for `target` (hida_rt.kernels._ptxas), where asked for
+
+    @property
+    def ptx_isa(self) -> str:
+        """The PTX ISA version the PTX declares (`.version`), e.g. "8.4"."""
+        return ptx_isa(self.ptx)
 
     def report(self) -> dict:
         return asdict(self)
@@ -181,8 +189,16 @@ def ptx_param_types(ptx: str, entry: str) -> tuple[str, ...]:
     return tuple(types)
 
 
-def _build(kernel: AotKernel, arch: int) -> KernelBuild:
-    compiled = kernel.compile(arch=arch)
+def ptx_isa(ptx: str) -> str:
+    """The `.version` directive of a PTX module, e.g. "9.4"."""
+    match = re.search(r"^\s*\.version\s+(\d+\.\d+)", ptx, re.M)
+    if not match:
+        raise AotContractError("no .version directive in the PTX")
+    return match.group(1)
+
+
+def _build(kernel: AotKernel, arch: int, ptx_version: int | None = None) -> KernelBuild:
+    compiled = kernel.compile(arch=arch, ptx_version=ptx_version)
     md = compiled.metadata
     ptx = compiled.asm["ptx"]
     target = re.search(r"\.target\s+(\S+)", ptx)
@@ -195,14 +211,16 @@ def _build(kernel: AotKernel, arch: int) -> KernelBuild:
 
 
 @functools.lru_cache(maxsize=None)
-def _build_cached(key: str, arch: int) -> KernelBuild:
-    return _build(AotKernel.from_request(json.loads(key)), arch)
+def _build_cached(key: str, arch: int, ptx_version: int | None) -> KernelBuild:
+    return _build(AotKernel.from_request(json.loads(key)), arch, ptx_version)
 
 
-def build(kernel: AotKernel, arch: int = 90) -> KernelBuild:
-    """Compile `kernel` for sm_<arch> in this process, once per configuration (TensorRT asks per profile)."""
+def build(kernel: AotKernel, arch: int = 90, ptx_version: int | None = None) -> KernelBuild:
+    """Compile `kernel` for sm_<arch> in this process, once per configuration (TensorRT asks per profile).
+
+    `ptx_version`: the PTX ISA the PTX declares, e.g. 88 for 8.8 (None: Triton's default, its ptxas's)."""
     kernel.check_parameter_order()
-    return _build_cached(kernel.config_key(), arch)
+    return _build_cached(kernel.config_key(), arch, ptx_version)
 
 
 def contract_violations(kernel: AotKernel, built: KernelBuild, arch: int = 90) -> list[str]:
@@ -235,14 +253,16 @@ def kernels_dir() -> str:
 
 
 def build_isolated(kernels: Sequence[AotKernel], arch: int = 90, python: str | None = None,
-                   timeout: float = 900) -> list[KernelBuild]:
+                   timeout: float = 900, ptx_version: int | None = None, assemble: bool = False) -> list[KernelBuild]:
     """build() of each kernel in a fresh process without TRITON_INTERPRET, in request order.
 
     `python`: the interpreter to run (default this one), e.g. a venv with another Triton; it must
-    import this same hida_rt checkout (checked).
+    import this same hida_rt checkout (checked). `assemble`: also run that Triton's ptxas -v on each
+    PTX (`KernelBuild.sass`, see hida_rt.kernels._ptxas).
     """
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    payload = json.dumps({"arch": arch, "kernels": [k.request() for k in kernels]})
+    payload = json.dumps({"arch": arch, "ptx_version": ptx_version, "assemble": assemble,
+                          "kernels": [k.request() for k in kernels]})
     # A neutral cwd: `-m` puts it first on sys.path, where a checkout root would shadow the package mapping.
     proc = subprocess.run([python or sys.executable, "-m", __name__], input=payload, env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=tempfile.gettempdir())
@@ -256,11 +276,26 @@ def build_isolated(kernels: Sequence[AotKernel], arch: int = 90, python: str | N
 
 
 def main() -> int:
-    """stdin: {"arch": 90, "kernels": [AotKernel.request(), ...]}; stdout: a header line, then one report each."""
+    """stdin: {"arch": 90, "ptx_version": null, "assemble": false, "kernels": [AotKernel.request(), ...]};
+    stdout: a header line, then one report each, in request order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import _ptxas
+
     req = json.load(sys.stdin)
+    arch, ptx_version = int(req["arch"]), req.get("ptx_version")
     print(json.dumps({"kernels_dir": kernels_dir(), "triton": _triton_compat.version()}), flush=True)
-    for r in req["kernels"]:
-        print(json.dumps(build(AotKernel.from_request(r), int(req["arch"])).report()), flush=True)
+    # ptxas runs beside the next compile (two at a time at most: CI machines have few cores).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        jobs = []
+        for r in req["kernels"]:
+            built = build(AotKernel.from_request(r), arch, ptx_version)
+            jobs.append((built, pool.submit(_ptxas.assemble, built.ptx, arch) if req.get("assemble") else None))
+        for built, job in jobs:
+            report = built.report()
+            if job is not None:
+                report["sass"] = job.result().report()
+            print(json.dumps(report), flush=True)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Small host-side helpers shared by the kernel launchers."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -45,3 +46,14 @@ def num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return _sms(device.index if device.index is not None else torch.cuda.current_device())
     return DEFAULT_SMS
+
+
+@contextlib.contextmanager
+def ieee_fp32_convs(enabled: bool):
+    """cuDNN convolutions in full FP32 (PyTorch's default lets them use TF32, ~1e-3 off)."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = previous and not enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous

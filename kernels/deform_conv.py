@@ -30,7 +30,8 @@ The plugin kernel is SPLIT_K = 1: one launch, no scratch.
 
 Plugin contract: inputs x (N,Cin,H,W), om (N,3*G*9,H,W), w (9,Cin,Cout),
 bias (Cout); x/om/w one dtype (fp16 or fp32), bias fp32; int32 extras N,
-C_in, H, W, C_out; output out (N,Cout,H,W) of x's dtype; all contiguous.
+C_in, H, W, C_out; output out (N,Cout,H,W) of x's dtype; all contiguous;
+x and w under 2**31 elements (the gathers use 32-bit offsets).
 Grid (cdiv(N*H*W, BLOCK_P), cdiv(C_out, BLOCK_CO), 1).
 """
 from __future__ import annotations
@@ -55,15 +56,19 @@ def deform_conv_kernel(x_ptr, om_ptr, w_ptr, b_ptr, N, C_in, H, W, C_out, out_pt
     HW = H * W
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     p_ok = p < N * HW
-    n = (p // HW).to(tl.int64)
-    hw = p % HW
+    # Rows past the end read pixel N*HW - 1 (in bounds) with zero weights: the gathers need no row mask.
+    p_in = tl.minimum(p, N * HW - 1)
+    n = (p_in // HW).to(tl.int64)
+    hw = p_in % HW
     ho = hw // W
     wo = hw % W
     co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
     co_ok = co < C_out
     c_group = C_in // GROUPS
-    om_pix = n * (3 * GROUPS * 9) * HW + hw
-    x_img = n * C_in * HW
+    om_pix = om_ptr + n * (3 * GROUPS * 9) * HW + hw
+    # 32-bit offsets into x (the launcher checks x has < 2**31 elements): the gather addresses are
+    # formed at each load from 32-bit values, never held as 64-bit pointer tiles.
+    x_img = (p_in // HW) * C_in * HW
     ci_r = tl.arange(0, BLOCK_CI)
     data_ty = x_ptr.dtype.element_ty
     acc = tl.zeros([BLOCK_P, BLOCK_CO], dtype=tl.float32)
@@ -71,10 +76,9 @@ def deform_conv_kernel(x_ptr, om_ptr, w_ptr, b_ptr, N, C_in, H, W, C_out, out_pt
         g = gk // 9
         k = gk % 9
         # Sampling position, corner weights and mask of each pixel: FP32 whatever the data dtype.
-        dy = tl.load(om_ptr + om_pix + (2 * gk) * HW, mask=p_ok, other=0.0).to(tl.float32)
-        dx = tl.load(om_ptr + om_pix + (2 * gk + 1) * HW, mask=p_ok, other=0.0).to(tl.float32)
-        mk = tl.sigmoid(tl.load(om_ptr + om_pix + (2 * GROUPS * 9 + gk) * HW, mask=p_ok, other=0.0)
-                        .to(tl.float32))
+        dy = tl.load(om_pix + (2 * gk) * HW).to(tl.float32)
+        dx = tl.load(om_pix + (2 * gk + 1) * HW).to(tl.float32)
+        mk = tl.sigmoid(tl.load(om_pix + (2 * GROUPS * 9 + gk) * HW).to(tl.float32))
         py = (ho + k // 3 - 1).to(tl.float32) + dy
         px = (wo + k % 3 - 1).to(tl.float32) + dx
         inside = p_ok & (py > -1.0) & (px > -1.0) & (py < H) & (px < W)
@@ -88,28 +92,37 @@ def deform_conv_kernel(x_ptr, om_ptr, w_ptr, b_ptr, N, C_in, H, W, C_out, out_pt
         ok_y1 = inside & (y0 + 1 <= H - 1)
         ok_x0 = x0 >= 0
         ok_x1 = x0 + 1 <= W - 1
-        w00 = tl.where(ok_y0 & ok_x0, (1.0 - ly) * (1.0 - lx) * mk, 0.0)[:, None]
-        w01 = tl.where(ok_y0 & ok_x1, (1.0 - ly) * lx * mk, 0.0)[:, None]
-        w10 = tl.where(ok_y1 & ok_x0, ly * (1.0 - lx) * mk, 0.0)[:, None]
-        w11 = tl.where(ok_y1 & ok_x1, ly * lx * mk, 0.0)[:, None]
-        m00 = (ok_y0 & ok_x0)[:, None]
-        m01 = (ok_y0 & ok_x1)[:, None]
-        m10 = (ok_y1 & ok_x0)[:, None]
-        m11 = (ok_y1 & ok_x1)[:, None]
-        ci0 = g * c_group + ci_r
-        x_ptrs = x_ptr + (x_img + y0 * W + x0)[:, None] + ci0.to(tl.int64)[None, :] * HW
-        w_ptrs = w_ptr + (k * C_in + ci0).to(tl.int64)[:, None] * C_out + co[None, :]
-        for c0 in range(0, c_group, BLOCK_CI):
-            ci_ok = ci_r < c_group - c0
-            cm = ci_ok[None, :]
-            a = tl.load(x_ptrs, mask=m00 & cm, other=0.0).to(tl.float32) * w00
-            a += tl.load(x_ptrs + 1, mask=m01 & cm, other=0.0).to(tl.float32) * w01
-            a += tl.load(x_ptrs + W, mask=m10 & cm, other=0.0).to(tl.float32) * w10
-            a += tl.load(x_ptrs + W + 1, mask=m11 & cm, other=0.0).to(tl.float32) * w11
-            b = tl.load(w_ptrs, mask=ci_ok[:, None] & co_ok[None, :], other=0.0)
-            acc = tl.dot(a.to(data_ty), b, acc, input_precision="ieee")
-            x_ptrs += BLOCK_CI * HW
-            w_ptrs += BLOCK_CI * C_out
+        # The A tile is gathered transposed, (channels, pixels): Triton 3.9 then lays it out with a
+        # warp's threads along the pixels, so the per-pixel vectors below are spread over the threads
+        # instead of replicated in each (Triton 3.6 still replicates them: hence config's small tiles).
+        w00 = tl.where(ok_y0 & ok_x0, (1.0 - ly) * (1.0 - lx) * mk, 0.0)[None, :]
+        w01 = tl.where(ok_y0 & ok_x1, (1.0 - ly) * lx * mk, 0.0)[None, :]
+        w10 = tl.where(ok_y1 & ok_x0, ly * (1.0 - lx) * mk, 0.0)[None, :]
+        w11 = tl.where(ok_y1 & ok_x1, ly * lx * mk, 0.0)[None, :]
+        # Corners clamped into the image: a corner outside it has weight 0, so every gather is in bounds
+        # and only the channel tail is masked. Only per-pixel vectors and scalars live across the channel
+        # loop: no pointer tiles, which spilled.
+        r0 = tl.minimum(tl.maximum(y0, 0), H - 1) * W
+        r1 = tl.minimum(tl.maximum(y0 + 1, 0), H - 1) * W
+        c0_ = tl.minimum(tl.maximum(x0, 0), W - 1)
+        c1_ = tl.minimum(tl.maximum(x0 + 1, 0), W - 1)
+        x00 = (x_img + (r0 + c0_))[None, :]
+        x01 = (x_img + (r0 + c1_))[None, :]
+        x10 = (x_img + (r1 + c0_))[None, :]
+        x11 = (x_img + (r1 + c1_))[None, :]
+        w_tap = (k * C_in + g * c_group) * C_out
+        for c0 in tl.range(0, c_group, BLOCK_CI, num_stages=1):
+            ci = c0 + ci_r
+            ci_ok = ci < c_group
+            cm = ci_ok[:, None]
+            x_off = ((g * c_group + ci) * HW)[:, None]
+            a_t = tl.load(x_ptr + (x00 + x_off), mask=cm, other=0.0).to(tl.float32) * w00
+            a_t += tl.load(x_ptr + (x01 + x_off), mask=cm, other=0.0).to(tl.float32) * w01
+            a_t += tl.load(x_ptr + (x10 + x_off), mask=cm, other=0.0).to(tl.float32) * w10
+            a_t += tl.load(x_ptr + (x11 + x_off), mask=cm, other=0.0).to(tl.float32) * w11
+            b = tl.load(w_ptr + (w_tap + (ci * C_out)[:, None] + co[None, :]), mask=cm & co_ok[None, :],
+                        other=0.0)
+            acc = tl.dot(tl.trans(a_t.to(data_ty)), b, acc, input_precision="ieee")
     bias = tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)
     acc += tl.where(tl.program_id(2) == 0, bias, 0.0)[None, :]
     plane = tl.program_id(2).to(tl.int64) * N * C_out * HW
@@ -123,13 +136,22 @@ def config(n_pixels: int, c_in: int, c_out: int, groups: int = GROUPS, interpret
     The interpreter pays per operation, not per element: there, wide channel
     tiles (up to 256) keep a full-size DOG layer to seconds. At the small test
     shapes both choices coincide.
+
+    On a GPU the gathered A tile (BLOCK_CI x BLOCK_P) is kept to 1 K elements:
+    with Triton 3.6 the per-pixel sampling state is replicated across a
+    warp's threads, and larger tiles spill on sm_90. Every
+    tile here assembles without a spill on sm_80/89/90/120 under Triton 3.9
+    and on sm_90 under 3.6 (tests/tensorrt/test_sass.py; registers and
+    occupancy in docs/proof.md).
     """
     block_p = min(64, max(16, next_pow2(n_pixels)))
     wide = 256 if interpreter else 64
     block_co = min(wide if interpreter else (64 if block_p >= 64 else 32), max(16, next_pow2(c_out)))
-    block_ci = min(wide, max(16, next_pow2(c_in // groups)))
+    block_ci = min(wide if interpreter else min(32, 1024 // block_p), max(16, next_pow2(c_in // groups)))
+    # 8 warps for the 64 x 64 tiles: about 120 registers a thread instead of 200-255 (the edge of
+    # spilling under Triton 3.6 on sm_90), and 16 resident warps per SM instead of 8.
     return dict(GROUPS=groups, BLOCK_P=block_p, BLOCK_CO=block_co, BLOCK_CI=block_ci,
-                num_warps=4)
+                num_warps=8 if block_p >= 64 else 4)
 
 
 def grid(N, C_in, H, W, C_out, BLOCK_P, BLOCK_CO, SPLIT_K=1):
@@ -188,6 +210,9 @@ def deform_conv(x: torch.Tensor, om: torch.Tensor, w_kcc: torch.Tensor, bias: to
     if om.dtype != x.dtype or w_kcc.dtype != x.dtype:
         raise ValueError(f"deform_conv: x, om and w must share a dtype, got {x.dtype}, {om.dtype}, {w_kcc.dtype}")
     check_launchable(x, om, w_kcc)
+    if max(x.numel(), w_kcc.numel()) >= 2**31:
+        raise ValueError(f"deform_conv: x {tuple(x.shape)} or w {tuple(w_kcc.shape)} has 2**31 elements or "
+                         f"more (the kernel gathers with 32-bit offsets); split the batch")
     bias = bias.reshape(c_out).float().contiguous()
     cfg = dict(config(n * h * w, c_in, c_out, groups, interpreter=interpreting()), **tile)
     if split_k is None:

@@ -119,8 +119,11 @@ def rows_config(hw: int, tile: int = GPU_TILE) -> dict:
 
 def apply_config(c: int, hw: int, hid: int, tile: int = GPU_TILE) -> dict:
     block_hw = min(next_pow2(hw), tile)
-    return dict(BLOCK_C=min(next_pow2(c), max(1, tile // block_hw)), BLOCK_HW=block_hw,
-                BLOCK_HID=next_pow2(hid), BLOCK_K=min(BLOCK_K, next_pow2(c)))
+    block_hid = next_pow2(hid)
+    # The fc2 slice (BLOCK_C x BLOCK_HID FP32) is held whole: at most 2 tiles' worth, so the 2x2 layers
+    # (BLOCK_HW = 4) take 128 channels a program, not 512 (which spilled on sm_80).
+    block_c = min(next_pow2(c), max(1, tile // block_hw), max(1, 2 * tile // block_hid))
+    return dict(BLOCK_C=block_c, BLOCK_HW=block_hw, BLOCK_HID=block_hid, BLOCK_K=min(BLOCK_K, next_pow2(c)))
 
 
 def mean_grid(n_rows, HW, ROWS):

@@ -3,36 +3,33 @@
 FP16 weights and activations by default (statistics, MLPs and sampling
 coordinates in FP32 inside the kernels); one CUDA graph captured per
 (batch, height, width), replayed on static input buffers.
+
+Before first use on a GPU/driver/torch/Triton/hida_rt combination the
+backend checks itself (`self_check`, probe in kernels/self_check.py, verdict
+cached by hida_rt.self_check); hida_rt.backends.choose uses it only with a
+passing verdict.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 
 import torch
 
+import hida_rt
+from hida_rt import gpu_info
+from hida_rt import self_check as verdicts
 from hida_rt.backends.base import Backend
 from hida_rt.backends.devices import parse_device
 from hida_rt.backends.eager import DTYPES
 from hida_rt.checkpoint import load_generator
 from hida_rt.errors import BackendUnavailable, CheckpointError
 
+from ._common import ieee_fp32_convs
 from .fused_model import FusedHIDA
 
 # Replays before capture: Triton compiles each kernel and cuDNN picks its algorithms
 # on first use, and neither may happen inside a capture.
 WARMUP_RUNS = 2
-
-
-@contextlib.contextmanager
-def ieee_fp32_convs(enabled: bool):
-    """cuDNN convolutions in full FP32 (PyTorch's default lets them use TF32, ~1e-3 off)."""
-    previous = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = previous and not enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = previous
 
 
 class TritonBackend(Backend):
@@ -67,6 +64,21 @@ class TritonBackend(Backend):
             return f"the triton backend runs on a CUDA GPU only, not on --device {device}"
         return None
 
+    @classmethod
+    def self_check(cls, device=None, dtype: str = "fp16", recheck: bool = False, cached_only: bool = False,
+                   **options):
+        """The probe's verdict on `device` (default cuda) at `dtype`, cached per GPU, driver and versions
+        (`cached_only`: the cached one or None, never a probe).
+
+        A CPU device runs the probe in Triton's interpreter (TRITON_INTERPRET=1): how CI proves it."""
+        parsed = parse_device(device) or torch.device("cuda")
+        if dtype not in ("fp16", "fp32"):
+            raise BackendUnavailable(f"triton backend dtype must be fp16 or fp32, got {dtype!r}")
+        from . import self_check as probe
+        key = probe_key(parsed, dtype)
+        return verdicts.checked(cls.name, key, lambda: probe.probe(parsed, DTYPES[dtype]), recheck=recheck,
+                               cached_only=cached_only)
+
     def _capture(self, photo, depth, style):
         static_in = tuple(t.clone() for t in (photo, depth, style))
         side = torch.cuda.Stream(self.device)
@@ -97,6 +109,20 @@ class TritonBackend(Backend):
         graph.replay()
         # The next replay overwrites static_out.
         return static_out.clone()
+
+
+def probe_key(device: torch.device, dtype: str) -> dict:
+    """What a verdict holds for: the GPU model and compute capability, driver, torch, Triton, hida_rt, dtype."""
+    import triton
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        gpu, cc = torch.cuda.get_device_name(index), f"{major}.{minor}"
+        driver = gpu_info.driver_version() or "unknown"
+    else:
+        gpu, cc, driver = "CPU (Triton interpreter)", None, None
+    return dict(gpu=gpu, compute_capability=cc, driver=driver, torch=torch.__version__, triton=triton.__version__,
+                hida_rt=hida_rt.__version__, dtype=dtype)
 
 
 BACKEND = TritonBackend

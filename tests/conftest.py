@@ -7,7 +7,9 @@ gain 1.0 whose sketches span [-1, 1], so parity tests compare real signal.
 One ONNX export per session, made the way a user first meets it:
 `sketch_runs` runs the sketch CLI on the astronaut sample twice in-process,
 eager and onnxruntime, the latter on an empty cache, which exports the spread
-checkpoint to `<weights>.256x256.onnx`. The ONNX tests (tests/onnx), the
+checkpoint into the ONNX cache (export/onnx_cache.py). The user cache folder
+(`HIDA_RT_CACHE`) is a fresh temporary one for the whole session: tests never
+read or write the real one. The ONNX tests (tests/onnx), the
 graph passes (tests/tensorrt: `portable_model`) and the build CLI test reuse
 that export; only test_cache's rebuild on changed weights exports again.
 
@@ -46,6 +48,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(pytest.mark.skip(reason=gpu.skip_reason(item)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory) -> Path:
+    """HIDA_RT_CACHE for the session: an empty folder. Set when the session starts, after collection, so
+    testutils.tritons has already found the prepared Triton 3.6 venv in the machine's real cache."""
+    from hida_rt.cache_dir import ENV
+
+    folder = tmp_path_factory.mktemp("user_cache")
+    before = os.environ.get(ENV)
+    os.environ[ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = before
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +120,9 @@ def sketch_runs(tmp_path_factory, spread_ckpt, sample_pair) -> SketchRuns:
         r = run_in_process("hida_rt.sketch", common + ["--backend", backend, "-o", out])
         assert r.returncode == 0, f"sketch --backend {backend} failed: {r.stderr}"
         outputs[backend] = (out, r.stderr)
-    return SketchRuns(weights=weights, onnx=folder / f"{SPREAD_NAME}.256x256.onnx",
+    from hida_rt.export.onnx_cache import cache_path
+
+    return SketchRuns(weights=weights, onnx=cache_path(weights, 256, 256),
                       eager_png=outputs["eager"][0], ort_png=outputs["onnxruntime"][0],
                       ort_stderr=outputs["onnxruntime"][1])
 

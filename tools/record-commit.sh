@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Record the commit under test in benchmarks/COMMIT (git-ignored) before lending the tree to a GPU machine:
-# .git does not travel there, so benchmarks/gpu_session.sh reads this file instead. Carry it with the call
-# (it is ignored, so it travels only when named: carry=["benchmarks/COMMIT"]). "-dirty": uncommitted changes.
+# Record the commit under test in benchmarks/COMMIT (git-ignored), for running the benchmarks from a copy of the
+# tree without .git (e.g. copied to a GPU machine): benchmarks/gpu_session.sh reads this file when git cannot
+# answer. Copy it along with the tree. "-dirty": the checkout had uncommitted changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sha=$(git rev-parse HEAD)

@@ -24,6 +24,7 @@ from typing import Sequence
 
 from hida_rt.kernels import _aot
 
+from . import ptx_isa
 from .specs import plugin_spec
 
 # Triton's default target when no GPU says otherwise: Hopper (H100/H200).
@@ -102,20 +103,29 @@ def _launch(name: str, dtype: str, plan: LaunchPlan, built: _aot.KernelBuild, ar
         triton=built.triton)
 
 
-def compile_plugin(name: str, shapes: Sequence[Sequence], dtype: str, arch: int = DEFAULT_ARCH) -> PluginLaunch:
-    """PTX and launch description of plugin `name` for these input shapes and data dtype ("fp16"/"fp32")."""
+def compile_plugin(name: str, shapes: Sequence[Sequence], dtype: str, arch: int = DEFAULT_ARCH,
+                   ptx_version: int | None = None) -> PluginLaunch:
+    """PTX and launch description of plugin `name` for these input shapes and data dtype ("fp16"/"fp32").
+
+    `ptx_version` (e.g. 88): the PTX ISA to declare; None: the engine build's choice
+    (ptx_isa.building_with), else Triton's default."""
     plan = plan_launch(name, shapes, dtype)
-    return _launch(name, dtype, plan, _aot.build(plan.kernel, arch), arch)
+    version = ptx_version if ptx_version is not None else ptx_isa.current()
+    return _launch(name, dtype, plan, _aot.build(plan.kernel, arch, ptx_version=version), arch)
 
 
 def compile_isolated(requests: Sequence[dict], arch: int = DEFAULT_ARCH, python: str | None = None,
-                     timeout: float = 900) -> list[dict]:
+                     timeout: float = 900, ptx_version: int | None = None, assemble: bool = False) -> list[dict]:
     """compile_plugin(**request) for each {"plugin", "shapes", "dtype"}, built in a fresh process.
 
     `python`: the interpreter that builds (default this one; e.g. a venv with another Triton).
     Returns the reports (PluginLaunch.report(), PTX included) in request order. Only integer shapes.
+    `ptx_version`: the PTX ISA to declare (None: Triton's default); `assemble`: add "sass", the
+    building Triton's ptxas -v of each PTX (hida_rt.kernels._ptxas).
     """
     plans = [(r["plugin"], r["dtype"], plan_launch(r["plugin"], [tuple(s) for s in r["shapes"]], r["dtype"]))
              for r in requests]
-    builds = _aot.build_isolated([p.kernel for _, _, p in plans], arch=arch, python=python, timeout=timeout)
-    return [_launch(name, dtype, plan, built, arch).report() for (name, dtype, plan), built in zip(plans, builds)]
+    builds = _aot.build_isolated([p.kernel for _, _, p in plans], arch=arch, python=python, timeout=timeout,
+                                 ptx_version=ptx_version, assemble=assemble)
+    return [dict(_launch(name, dtype, plan, built, arch).report(), sass=built.sass)
+            for (name, dtype, plan), built in zip(plans, builds)]

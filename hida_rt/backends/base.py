@@ -46,6 +46,14 @@ class Backend(abc.ABC):
         return None
 
     @classmethod
+    def self_check(cls, recheck: bool = False, cached_only: bool = False, **options):
+        """This backend's first-use self-check verdict here (hida_rt.self_check.Verdict), probing if none is
+        cached for this GPU and these versions (always with `recheck`; never with `cached_only`, which
+        answers None then); None for a backend with nothing to check. hida_rt.backends.choose calls it
+        before choosing the backend."""
+        return None
+
+    @classmethod
     def prepare(cls, weights, height: int, width: int, progress: bool = True, **options) -> dict:
         """Work done once before many processes (Ray actors, replicas) load this backend, so they do not
         all repeat it; returns the options to pass them instead (e.g. a file it exported)."""

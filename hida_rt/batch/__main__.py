@@ -1,4 +1,4 @@
-"""Sketch a whole photo set: python -m hida_rt.batch INPUT OUTPUT --weights W [--ray]
+"""Sketch a whole photo set: hida-rt batch INPUT OUTPUT --weights W [--ray]
 
 Every image under INPUT (a folder, a glob, or a URI a pyarrow filesystem
 reads) becomes OUTPUT/<same subfolder>/<stem>_sketch.png. Depth maps come
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import styles
+from .. import memory, styles
 from ..checkpoint import check_weights_file
 from ..cli import prog_name, run_cli
 from ..cli_options import add_backend_options, add_style, add_weights
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Exit codes: 0 every image sketched (or already there); 1 some images failed (listed, one line "
                "each; a rerun retries them); 2 bad arguments or input.\n\n"
                "Ray: --ray starts a local Ray instance, or joins the cluster at --address / $RAY_ADDRESS.\n\n"
-               "Example: python -m hida_rt.batch photos/ sketches/ --weights hida.ckpt --ray --actors 2")
+               "Example: hida-rt batch photos/ sketches/ --weights hida.ckpt --ray --actors 2")
     p.add_argument("input", metavar="INPUT", help="folder, glob, image file or URI of the photos")
     p.add_argument("output", metavar="OUTPUT", help="folder (or URI) to write the sketches into")
     add_weights(p)
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "holding every CPU starves Ray Data's read tasks and hangs")
     ray.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs per actor, e.g. 1 or 0.5 (default 0)")
     ray.add_argument("--address", default=None,
-                     help="Ray cluster to join, e.g. ray://head:10001 or auto (default: $RAY_ADDRESS, else a new "
+                     help="Ray cluster to join (auto, or HOST:PORT of the head; default: $RAY_ADDRESS, else a new "
                           "local instance)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar; only failures and the summary")
@@ -115,6 +115,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--size {args.size} is not a positive multiple of {SIZE_MULTIPLE}")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if args.address is None:  # a cluster's nodes have their own memory; this machine's says nothing of it
+        memory.check_fits(args.size, args.size, args.batch_size, multiple=SIZE_MULTIPLE)
     ray_only = [o for o in ("actors", "cpus_per_actor", "gpus_per_actor", "address") if getattr(args, o) is not None]
     if ray_only and not args.ray:
         raise InputError(f"--{ray_only[0].replace('_', '-')} applies only with --ray")
@@ -146,7 +148,7 @@ def prepare_backend(settings: Settings, args: argparse.Namespace) -> Settings:
         return settings
     name, options = prepare(settings.backend, settings.weights, settings.size, settings.size,
                             progress=not args.quiet, device=settings.device, onnx=settings.onnx,
-                            engine=settings.engine)
+                            engine=settings.engine, recheck=getattr(args, "recheck", False))
     return replace(settings, backend=name, onnx=options["onnx"])
 
 

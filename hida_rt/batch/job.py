@@ -78,7 +78,7 @@ class Sketcher:
         size = (s.size, s.size)
         if task.depth is not None:
             depth = images.decode_image(bf.read_bytes(s.depth_fs, task.depth, task.depth), "L", task.depth)
-            return images.pair_to_tensors(photo, depth, size, task.name, task.depth)
+            return images.pair_to_tensors(photo, depth, size, f"photo {task.name}", task.depth)
         from ..face import (
             prepare_faces,  # the face extra: MissingDependency says how to install it
         )

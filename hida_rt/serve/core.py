@@ -12,7 +12,7 @@ A request goes through three steps, and only the middle one touches the model:
 3. encode (CPU, any thread): the sketch resized back and written as PNG.
 
 A live stream does the same per frame through StreamSession, on the path
-hida_rt.video takes (hida_rt.video_modes.FaceMode: face front end with
+hida_rt.video takes (hida_rt.video.modes.FaceMode: face front end with
 One-Euro smoothing, backend, feathered paste-back into the frame).
 """
 from __future__ import annotations
@@ -168,8 +168,11 @@ class SketchService:
                 faces = self._faces.process(rgb)
             except MissingDependency as e:
                 raise NotInstalled(f"sketching without a depth map needs the face extra: {e}") from None
+            except InputError as e:  # an image too small to hold a face: no face, as documented (422)
+                raise NoFaceFound(f"photo: no face found: {e}; send a photo with a face, or a depth map with it") \
+                    from None
         if not faces:
-            raise NoFaceFound("no face found in the photo; send a photo with a face, or a depth map with it")
+            raise NoFaceFound("photo: no face found; send a photo with a face, or a depth map with it")
         return faces[0]
 
     # -- step 2: the network (one thread at a time) ----------------------------------
@@ -199,7 +202,7 @@ class SketchService:
 class FramePlan:
     """A live frame between prepare and finish: the video pipeline's Work plus this frame's timings (ms)."""
 
-    work: object  # hida_rt.video_pipeline.Work
+    work: object  # hida_rt.video.pipeline.Work
     inputs: list[NetInput]
     timings: dict[str, float]
 
@@ -213,7 +216,7 @@ class StreamSession:
     def __init__(self, settings: Settings):
         try:
             from ..face import Smoothing
-            from ..video_modes import FaceMode
+            from ..video.modes import FaceMode
 
             self._mode = FaceMode(max_faces=1, smoothing=Smoothing(), no_face="pass")
         except MissingDependency as e:
@@ -223,7 +226,7 @@ class StreamSession:
         self._start = time.monotonic()
 
     def prepare(self, data: bytes, style: torch.Tensor, received: float | None = None) -> FramePlan:
-        from ..video_io import Frame
+        from ..video.io import Frame
 
         s = self.settings
         t0 = time.perf_counter()

@@ -37,6 +37,16 @@ class Forbidden(ServiceError):
     status = 403
 
 
+class RequestTimeout(ServiceError):
+    """The request's head or body did not arrive in time (docs/serve.md, "Limits")."""
+
+    status = 408
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
 
@@ -47,6 +57,14 @@ class UnsupportedMediaType(ServiceError):
 
 class NoFaceFound(ServiceError):
     status = 422
+
+
+class UpgradeRequired(ServiceError):
+    status = 426
+
+
+class HeadersTooLarge(ServiceError):
+    status = 431
 
 
 class NotInstalled(ServiceError):

@@ -1,15 +1,20 @@
-"""Who may call the service and how much: checked from the request line and headers, before any body byte.
+"""Who may call the service and how much: the request line and headers checked before any body byte is read,
+then the body read whole, under a deadline, before the request may take a queue slot.
 
-One pure ASGI middleware (so it sees HTTP and WebSocket alike and can refuse
-before FastAPI reads a body): Host header (a service bound to loopback
-answers only loopback names, against DNS rebinding), Origin (no foreign web
-page may post to it or open its stream unless --cors-origin names it), the
-API key (Bearer, compared in constant time), the declared body size and
-type, and admission: at most max_queue sketch requests at once, at most a
+One pure ASGI middleware (so it sees HTTP and WebSocket alike, on every
+route, and can refuse before FastAPI reads a body): Host header (a service
+bound to loopback answers only loopback names, against DNS rebinding),
+Origin (no foreign web page may post to it or open its stream unless
+--cors-origin names it), the API key (Bearer, compared in constant time),
+the header count, the declared body size and type; then the body itself,
+read in full before the request takes a queue slot, within a deadline and
+at a minimum rate (a stalled upload is answered 408 and holds nothing); and
+admission: at most max_queue inference requests at once, at most a
 client_share of them from one client address (the same for live streams).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -19,24 +24,25 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import (
     BadRequest,
     Forbidden,
+    HeadersTooLarge,
     PayloadTooLarge,
+    RequestTimeout,
     ServiceError,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
 )
 from .metrics import route_label
-from .settings import Settings, is_loopback_name
+from .settings import BODY_GRACE_S, Settings, is_loopback_name
 
 # Open even with an API key: health checks, and the static page that asks for the key.
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", "/docs-assets/")  # files of the page and of the API pages: no secrets
 SKETCH_PATH, STREAM_PATH = "/v1/sketch", "/v1/stream"
 # Browsers cannot set headers on a WebSocket: the page offers its key as this subprotocol (base64url).
 WS_PROTOCOL, WS_KEY_PREFIX = "hida.v1", "bearer."
@@ -55,6 +61,11 @@ def _key_from_protocols(protocols) -> str | None:
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 return None
     return None
+
+
+def takes_queue_slot(method: str, path: str) -> bool:
+    """Requests that run the model: POST /v1/sketch and the Open Inference Protocol's POST .../infer."""
+    return method == "POST" and (path == SKETCH_PATH or (path.startswith("/v2/") and path.endswith("/infer")))
 
 
 def client_of(scope: Scope) -> str:
@@ -116,10 +127,18 @@ class Guard:
             self._check_origin(scope, headers)
             if self.settings.api_key and path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES):
                 self._check_key(scope, headers)
+            if len(scope.get("headers", ())) > self.settings.max_headers:
+                raise HeadersTooLarge(f"{len(scope['headers'])} header fields, over the limit of "
+                                      f"{self.settings.max_headers}")
             if kind == "http":
                 self._check_body(scope, headers)
-                if path == SKETCH_PATH and scope["method"] == "POST":
+                if takes_queue_slot(scope["method"], path):
                     admission = self.requests
+                if has_body(headers):
+                    body = await self._read_body(receive, headers)
+                    if body is None:  # nobody to read the answer; it is counted (metrics) as a 400
+                        raise BadRequest("the client closed the connection before its body arrived")
+                    receive = replay(body, receive)
             elif path == STREAM_PATH:
                 admission = self.streams
             if admission is not None:
@@ -129,29 +148,44 @@ class Guard:
                 self._on_reject(type(e).__name__)
             await deny(scope, receive, send, e)
             return
-        if kind == "http":
-            receive = self._limited(receive)
         try:
             await self.app(scope, receive, send)
         finally:
             if admission is not None:
                 admission.leave(client)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """receive, cut off once the body passes max_body_bytes (a body sent without Content-Length)."""
-        limit, seen = self.settings.max_body_bytes, 0
-
-        async def receive_limited():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    # An HTTPException: FastAPI's body parsing passes it on (others become a 400).
-                    raise HTTPException(413, f"the request body is over the limit of {limit:,} bytes")
-            return message
-
-        return receive_limited
+    async def _read_body(self, receive: Receive, headers: Headers) -> bytes | None:
+        """The whole body, before the request may take a queue slot: within body_timeout_s of its headers,
+        and (after BODY_GRACE_S) at min_body_rate bytes/s at least; None if the client disconnected.
+        A slow or stalled upload is answered 408 and holds no slot while it trickles in."""
+        s = self.settings
+        limit, chunks, seen = s.max_body_bytes, [], 0
+        start = time.monotonic()
+        deadline = start + s.body_timeout_s
+        declared = headers.get("content-length")
+        while True:
+            # The next bytes must come before the body falls behind the minimum rate, or the deadline.
+            due = min(deadline, start + BODY_GRACE_S + seen / s.min_body_rate)
+            try:
+                async with asyncio.timeout(max(0.0, due - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                waited = time.monotonic() - start
+                of = f" of {int(declared):,}" if declared and declared.isdigit() else ""
+                why = (f"within {s.body_timeout_s:g} s" if due >= deadline else
+                       f"at {s.min_body_rate // 1024:,} KiB/s or more")
+                raise RequestTimeout(f"the request body did not arrive {why}: {seen:,}{of} bytes in {waited:.1f} s",
+                                     headers={"Connection": "close"}) from None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                raise PayloadTooLarge(f"the request body is over the limit of {limit:,} bytes",
+                                      headers={"Connection": "close"})
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _check_host(self, headers: Headers) -> None:
         if self.settings.local_only and not is_loopback_name(headers.get("host", "")):
@@ -191,6 +225,21 @@ class Guard:
             if ctype != "multipart/form-data":
                 raise UnsupportedMediaType(f"POST {SKETCH_PATH} takes multipart/form-data (a file field 'photo', "
                                            f"optionally 'depth'), not {ctype or 'a body without Content-Type'}")
+
+
+def has_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    return "transfer-encoding" in headers or (length is not None and length.strip() not in ("", "0"))
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """receive for the app: the body already read, in one message, then the connection's own messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed():
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 async def deny(scope: Scope, receive: Receive, send: Send, e: ServiceError) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import socket
@@ -45,6 +46,7 @@ class ReplicaSpec:
     onnx: str | None = None
     engine: str | None = None
     threads: int = 1  # the backend's intra-op threads: the replica's CPU share
+    v2: Any = None  # v2_model.V2Model: the Open Inference Protocol's REST routes (plain data)
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class SketchDeployment:
     def __serve_build_asgi_app__(self):
         from .app import create_app
 
-        app = create_app(self.service, self.spec.settings, batcher=self.batcher)
+        app = create_app(self.service, self.spec.settings, batcher=self.batcher, v2=self.spec.v2)
         app.add_middleware(ReplicaHeader, replica=self.replica)
         return app
 
@@ -270,7 +272,10 @@ def serve_on_ray(settings: Settings, spec: ReplicaSpec, scaling: Scaling, *, add
             check_fits(scaling, ray.cluster_resources())
         port = settings.port or free_port(settings.host)
         try:
-            serve.start(http_options={"host": settings.host, "port": port})
+            # Ray's proxy owns the connections: of the limits, only its keep-alive idle timeout can be set
+            # (docs/serve.md, "Limits under --ray"); the rest hold in the replica's app (guard.py, stream.py).
+            serve.start(http_options={"host": settings.host, "port": port,
+                                      "keep_alive_timeout_s": max(1, math.ceil(settings.idle_timeout_s))})
             app = SketchDeployment.options(**deployment_options(settings, scaling)).bind(spec)
             serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
         except Exception as e:

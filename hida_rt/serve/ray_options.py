@@ -45,6 +45,9 @@ def check_ray_args(args: argparse.Namespace) -> None:
         if given:
             raise InputError(f"--{given[0].replace('_', '-')} applies only with --ray")
         return
+    if getattr(args, "grpc_port", None) is not None:
+        raise InputError("--grpc-port is not available with --ray: Ray Serve's HTTP proxy serves the Open "
+                         "Inference Protocol's REST routes (/v2/...); for gRPC run the service without --ray")
     for o in ("cpus_per_replica", "gpus_per_replica", "target_ongoing_requests"):
         v = getattr(args, o)
         if v is not None and not math.isfinite(v):
@@ -63,8 +66,9 @@ def backend_on_gpu(args: argparse.Namespace) -> bool:
     return torch.cuda.is_available()
 
 
-def run_on_ray(args: argparse.Namespace, settings) -> int:
-    """Deploy the service on Ray Serve as the options say, and serve until SIGTERM / Ctrl-C."""
+def run_on_ray(args: argparse.Namespace, settings, v2=None) -> int:
+    """Deploy the service on Ray Serve as the options say, and serve until SIGTERM / Ctrl-C.
+    v2: the Open Inference Protocol model (v2_model.V2Model) whose REST routes every replica serves."""
     from ..backends import prepare
     from .ray_deployment import ReplicaSpec, Scaling, serve_on_ray
 
@@ -80,6 +84,6 @@ def run_on_ray(args: argparse.Namespace, settings) -> int:
                                    device=args.device, onnx=args.onnx, engine=args.engine)
         onnx = options["onnx"]
     spec = ReplicaSpec(settings=settings, weights=str(args.weights), backend=backend, device=args.device, onnx=onnx,
-                       engine=args.engine, threads=max(1, round(cpus)))
+                       engine=args.engine, threads=max(1, round(cpus)), v2=v2)
     return serve_on_ray(settings, spec, scaling, address=args.address,
                         announce=lambda line: print(line, flush=True))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import copy
+import logging
 import signal
 import socket
-import sys
 from collections.abc import Callable
 
 from ..errors import HidaError, InputError, first_line
@@ -12,9 +12,7 @@ from .core import SketchService
 from .settings import Settings
 
 GRACEFUL_SHUTDOWN_S = 30  # in-flight work gets this long after SIGTERM
-# Connections uvicorn accepts at once before answering 503 itself; far above the app's own
-# admission limits, so clients normally see the app's JSON 503, and a flood of idle sockets is still bounded.
-CONNECTIONS_PER_QUEUE_SLOT = 4
+WS_PING_S = 20.0  # a live stream's client must answer a ping within this long, or it is closed
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -36,17 +34,54 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
+class HideQueryStrings(logging.Filter):
+    """uvicorn logs each WebSocket handshake (and, with --access-log, each request) with its query string,
+    where a client may have put a key (?api_key=...): the log shows the path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "?" in a for a in record.args):
+            record.args = tuple(a.split("?", 1)[0] + "?[query hidden]" if isinstance(a, str) and a.startswith("/")
+                                and "?" in a else a for a in record.args)
+        return True
+
+
 def log_config(level: str) -> dict:
     import uvicorn.config
 
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["loggers"]["hida_rt.serve"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    config.setdefault("filters", {})["hide_query"] = {"()": HideQueryStrings}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("hide_query")
     return config
 
 
+def server_config(app, settings: Settings, *, log_level: str = "info", access_log: bool = False):
+    """uvicorn's Config for this service: its h11 parser (bounded request head) with the connection limits
+    of connections.py, and the timeouts of Settings (docs/serve.md, "Limits")."""
+    import uvicorn
+
+    from .connections import protocol_classes
+
+    http_class, ws_class, counter = protocol_classes(settings)
+    config = uvicorn.Config(
+        app, log_config=log_config(log_level), log_level=log_level, access_log=access_log,
+        # The client address decides its queue share: never taken from X-Forwarded-For.
+        proxy_headers=False, server_header=False,
+        http=http_class, h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.idle_timeout_s,
+        ws=ws_class, ws_max_size=settings.max_frame_bytes, ws_ping_interval=WS_PING_S, ws_ping_timeout=WS_PING_S,
+        # No limit_concurrency: one global count that a single address could fill; the counter caps connections
+        # in all and per address instead, and the app's admission caps the work.
+        limit_concurrency=None, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
+    return config, counter
+
+
 def serve(settings: Settings, service: SketchService, *, log_level: str = "info", access_log: bool = False,
-          announce: Callable[[str], None] = print) -> int:
-    """Serve until SIGTERM or Ctrl-C (then exit status 0); a model that fails to load ends it with that error."""
+          announce: Callable[[str], None] = print, v2=None) -> int:
+    """Serve until SIGTERM or Ctrl-C (then exit status 0); a model that fails to load ends it with that error.
+    v2 (a v2_model.V2Model): the Open Inference Protocol's REST routes, and with settings.grpc_port its gRPC
+    service on the same event loop (started and stopped with the app)."""
     import uvicorn
 
     from .app import create_app
@@ -59,14 +94,13 @@ def serve(settings: Settings, service: SketchService, *, log_level: str = "info"
         if server is not None:
             server.should_exit = True
 
-    app = create_app(service, settings, on_load_error=on_load_error)
-    config = uvicorn.Config(
-        app, log_config=log_config(log_level), log_level=log_level, access_log=access_log,
-        # The client address decides its queue share: never taken from X-Forwarded-For.
-        proxy_headers=False, server_header=False, ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        limit_concurrency=CONNECTIONS_PER_QUEUE_SLOT * (settings.max_queue + settings.max_streams) + 16,
-        lifespan="on")
+    services = []
+    if v2 is not None and settings.grpc_port is not None:
+        from .v2_grpc import GrpcService
+
+        services.append(GrpcService(v2, settings, settings.grpc_port, announce, grace_s=GRACEFUL_SHUTDOWN_S))
+    app = create_app(service, settings, on_load_error=on_load_error, v2=v2, services=services)
+    config, _ = server_config(app, settings, log_level=log_level, access_log=access_log)
     server = uvicorn.Server(config)
     sock = bind(settings.host, settings.port)
     announce(f"hida_rt.serve: listening on {url_of(sock)} (the model loads first; GET /healthz says when it is "
@@ -88,6 +122,3 @@ def serve(settings: Settings, service: SketchService, *, log_level: str = "info"
         raise InputError("the server did not start (see the messages above)")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("run python -m hida_rt.serve")

@@ -6,6 +6,7 @@ Protocol (all integers big-endian):
   server -> client, binary: uint32 frame id, uint32 n, n bytes of JSON (faces, timings in ms,
                             frames dropped so far, style), then the sketched frame as JPEG;
   server -> client, text:   JSON: {"hello": ...} on connect, {"style": ...} acks, {"error": ..., "id": ...}.
+A stream that sends no frame for --stream-idle-timeout seconds is closed (code 1001, after an error message).
 
 One receiver task keeps only the newest unprocessed frame; one worker
 sketches whatever is newest when it is free. A frame that arrives while
@@ -55,9 +56,20 @@ async def serve_stream(ws: WebSocket, state) -> None:
 
     async def receive_frames() -> None:
         nonlocal latest, dropped, style, closed
+        idle_s = state.settings.stream_idle_s
+        last_frame = time.monotonic()
         try:
             while True:
-                message = await ws.receive()
+                try:
+                    # Answering pings, or sending style messages, is not using a stream: one that sends no
+                    # frame for idle_s gives its slot back.
+                    async with asyncio.timeout(max(0.0, last_frame + idle_s - time.monotonic())):
+                        message = await ws.receive()
+                except TimeoutError:
+                    metrics.stream_frames.labels("idle_closed").inc()
+                    await send_json({"error": f"no frame for {idle_s:g} s: the stream is closed"})
+                    await ws.close(code=1001, reason="idle")
+                    return
                 if message["type"] == "websocket.disconnect":
                     return
                 data, text = message.get("bytes"), message.get("text")
@@ -68,7 +80,8 @@ async def serve_stream(ws: WebSocket, state) -> None:
                     if latest is not None:
                         dropped += 1
                         metrics.stream_frames.labels("dropped").inc()
-                    latest = (HEADER.unpack_from(data)[0], data[HEADER.size:], time.monotonic())
+                    last_frame = time.monotonic()
+                    latest = (HEADER.unpack_from(data)[0], data[HEADER.size:], last_frame)
                     arrived.set()
                 elif text is not None:
                     try:

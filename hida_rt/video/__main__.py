@@ -1,4 +1,4 @@
-"""Sketch a video or a webcam: python -m hida_rt.video INPUT -o OUT.mp4 --weights W [--style S]
+"""Sketch a video or a webcam: hida-rt video INPUT -o OUT.mp4 --weights W [--style S]
 
 Decode -> face front end (detect, align, depth) -> backend (batched) ->
 paste the sketch back -> H.264, each stage in its own thread (see
@@ -16,10 +16,11 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from .. import styles
+from .. import memory, styles
 from ..cli import atomic_path, prog_name, run_cli
 from ..cli_options import add_backend_options, add_style, add_weights, backend_from_args
 from ..errors import InputError
+from ..images import whole_frame_size
 from ..model import SIZE_MULTIPLE
 from .io import (OUTPUT_SUFFIXES, VERYFAST_MIN_CORES, X264_PRESETS, FileReader, H264Writer, default_preset,
                        open_source)
@@ -33,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn the faces in a video (or a webcam) into HIDA pencil sketches, pasted back into "
                     "the frames, and write an H.264 video with the input's audio.",
         epilog="Examples:\n"
-               "  python -m hida_rt.video talk.mp4 -o talk_sketch.mp4 --weights hida.ckpt --style 2\n"
-               "  python -m hida_rt.video webcam -o me.mp4 --weights hida.ckpt   (Ctrl-C ends the recording)\n"
-               "  python -m hida_rt.video street.mp4 --whole-frame --weights hida.ckpt\n\n"
+               "  hida-rt video talk.mp4 -o talk_sketch.mp4 --weights hida.ckpt --style 2\n"
+               "  hida-rt video webcam -o me.mp4 --weights hida.ckpt   (Ctrl-C ends the recording)\n"
+               "  hida-rt video street.mp4 --whole-frame --weights hida.ckpt\n\n"
                "Needs the video extra (PyAV) and, except with --whole-frame, the face extra (MediaPipe).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT",
@@ -122,6 +123,9 @@ def sketch_video(args: argparse.Namespace) -> tuple[Path, Result, tuple[int, int
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(out))  # an unwritable place is a one-line InputError
             if args.whole_frame:
+                net = whole_frame_size(reader.height, reader.width, args.net_height)
+                memory.check_fits(*net, args.batch_size, option=f"{args.input} at --whole-frame",
+                                  multiple=SIZE_MULTIPLE)
                 mode = WholeFrameMode(reader.height, reader.width, args.net_height)
             else:
                 from ..face import Smoothing

@@ -194,6 +194,8 @@ def test_without_depth_the_face_front_end_matches_the_sketch_cli(batch_data, tmp
     (["--address", "auto"], "--address applies only with --ray"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--size", "300"], "multiple of 256"),
+    (["--size", "8192"], "--size: 8192x8192 with a batch of 8 needs about"),
+    (["--size", "262144", "--batch-size", "1"], "GiB available; the largest that fits is"),
     (["--style", "7"], "style must be 1, 2 or 3"),
     (["--ray", "--actors", "0"], "--actors must be at least 1"),
     (["--ray", "--cpus-per-actor", "-1"], "--cpus-per-actor must be a number >= 0"),

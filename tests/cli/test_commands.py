@@ -77,6 +77,13 @@ def test_each_subcommand_is_the_tools_own_parser(name, capsys):
     assert module.build_parser().prog == f"python -m hida_rt.{TOOLS[name].module[8:].removesuffix('.__main__')}"
 
 
+@pytest.mark.parametrize("name", list(TOOLS))
+def test_each_tools_help_ends_with_an_example_in_the_hida_rt_form(name):
+    epilog = importlib.import_module(TOOLS[name].module).build_parser().epilog or ""
+    assert f"hida-rt {name} " in epilog, f"{name} --help shows no `hida-rt {name} ...` example"
+    assert "python -m hida_rt." not in epilog and "hida.pth" not in epilog
+
+
 def test_errors_are_one_line_prefixed_with_the_subcommand(tmp_path):
     r = run_in_process(lambda argv: main(argv), ["sketch", tmp_path / "missing.png", "--depth", tmp_path / "d.png",
                                                "--weights", tmp_path / "none.pth", "-o", tmp_path / "out.png"])

@@ -125,7 +125,7 @@ def test_cpp_example_unreadable_image(cpp_example, aoti_package, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-o", "model.onnx"], "must end in .pt2"),
+    (["-o", "model.onnx"], "names a .onnx file but --format is pt2"),
     (["-o", "m.pt2", "--height", "300"], "--height 300 is not a positive multiple of 256"),
     (["-o", "m.pt2", "--max-batch", "1"], "--max-batch must be at least 2"),
 ])

@@ -13,16 +13,10 @@ scratch pointers) and no scratch memory.
 from __future__ import annotations
 
 import pytest
-import torch
-from testutils.kernel_launches import KERNEL_MODULES, fused_launches
+from testutils.kernel_launches import KERNEL_MODULES, backend_kernels as launched_kernels
 from testutils.tritons import TRITONS, expected_version, python_for
 
-from hida_rt.kernels.fused_model import FusedHIDA
 from hida_rt.kernels import _aot, ida
-
-# (dtype, batch, size) the GPU session's tests and benchmarks run the triton backend at.
-BACKEND_CASES = [(torch.float16, b, 256) for b in (1, 3, 4, 6, 8, 32)] + [(torch.float16, 1, 512),
-                                                                          (torch.float32, 2, 256)]
 
 
 def jit_kernels() -> set[str]:
@@ -34,14 +28,7 @@ def jit_kernels() -> set[str]:
 @pytest.fixture(scope="module")
 def backend_kernels(spread_model) -> list[_aot.AotKernel]:
     """The distinct kernel configurations of the triton backend's launches over BACKEND_CASES."""
-    found = {}
-    for dtype in (torch.float16, torch.float32):
-        model = FusedHIDA(spread_model, dtype, use_kernels=True)
-        for _, batch, size in [c for c in BACKEND_CASES if c[0] == dtype]:
-            for launch in fused_launches(model, batch, size):
-                kernel = launch.aot_kernel()
-                found.setdefault(kernel.config_key(), kernel)
-    return list(found.values())
+    return launched_kernels(spread_model)
 
 
 @pytest.fixture(scope="module", params=TRITONS, ids=lambda t: f"triton-{t}")

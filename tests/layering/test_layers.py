@@ -3,7 +3,7 @@
 Layers, lowest first (docs/architecture.md draws them); a module imports only
 from its own layer or below:
 
-    foundation      hida_rt (version), errors, styles, checkout, cache_dir
+    foundation      hida_rt (version), errors, styles, checkout, cache_dir, memory
     model           hida_rt.model, checkpoint
     core libraries  backends (the interface and eager), images (the one preprocessing module), face, cli, cli_options
     kernels, export hida_rt.kernels, hida_rt.export: the triton, onnxruntime and tensorrt backends, exporters
@@ -87,9 +87,11 @@ def is_entry_point(path: Path) -> bool:
 
 
 LAYERS = [
-    ("foundation", {"hida_rt", "hida_rt.errors", "hida_rt.styles", "hida_rt.checkout", "hida_rt.cache_dir"}),
+    ("foundation", {"hida_rt", "hida_rt.errors", "hida_rt.styles", "hida_rt.checkout", "hida_rt.cache_dir",
+                    "hida_rt.memory"}),
     ("model", {"hida_rt.model", "hida_rt.checkpoint"}),
-    ("core libraries", {"hida_rt.backends", "hida_rt.images", "hida_rt.face", "hida_rt.cli", "hida_rt.cli_options"}),
+    ("core libraries", {"hida_rt.backends", "hida_rt.images", "hida_rt.face", "hida_rt.cli", "hida_rt.cli_options",
+                        "hida_rt.self_check"}),
     ("kernels, export", {"hida_rt.kernels", "hida_rt.export"}),
     ("jobs", {"hida_rt.video", "hida_rt.batch", "hida_rt.serve"}),
 ]

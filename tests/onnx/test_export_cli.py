@@ -106,8 +106,30 @@ def test_pt2_refused_settings(tmp_path, spread_ckpt, args, phrases):
 
 
 def test_pt2_needs_a_pt2_name(tmp_path, spread_ckpt):
-    r = export_cli(["-f", "pt2", "-w", str(spread_ckpt), "-o", str(tmp_path / "m.onnx")])
+    r = export_cli(["-f", "pt2", "-w", str(spread_ckpt), "-o", str(tmp_path / "m.bin")])
     assert_one_line_error(r, "must end in .pt2")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "x.pt2"), ("pt2", "x.onnx"), ("onnx", "X.PT2")])
+def test_a_format_the_suffix_contradicts_is_refused(tmp_path, spread_ckpt, fmt, name):
+    r = export_cli(["-f", fmt, "-w", str(spread_ckpt), "-o", str(tmp_path / name)])
+    assert_one_line_error(r, f"-o {tmp_path / name} names a .{name.rsplit('.')[1].lower()} file but --format is "
+                             f"{fmt}: end the file in .{fmt} or drop --format")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_format_follows_the_suffix(tmp_path, spread_ckpt):
+    """-o x.pt2 alone means pt2: its options are taken, ONNX's refused (both before any work)."""
+    from hida_rt.export.__main__ import build_parser, resolve_format
+
+    assert resolve_format(build_parser().parse_args(["-w", "w", "-o", "x.pt2"])) == "pt2"
+    assert resolve_format(build_parser().parse_args(["-w", "w", "-o", "x.onnx"])) == "onnx"
+    assert resolve_format(build_parser().parse_args(["-w", "w", "-o", "model"])) == "onnx"
+    r = export_cli(["-w", str(spread_ckpt), "-o", str(tmp_path / "x.pt2"), "--opset", "19"])
+    assert_one_line_error(r, "--opset applies to --format onnx only")
+    r = export_cli(["-w", str(spread_ckpt), "-o", str(tmp_path / "x.pt2"), "--batch", "0"])
+    assert_one_line_error(r, "--batch must be at least 1, got 0")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -32,9 +32,16 @@ STOP_TIMEOUT_S = 40
 # The session server: small limits, so that the tests can reach each of them with little traffic.
 MAIN_OPTIONS = ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "8", "--client-share", "0.5",
                 "--max-streams", "6", "--max-body-mb", "2", "--max-megapixels", "1", "--max-frame-mb", "1")
+# The limits server (test_limits.py): tight connection, header, body and stream limits, reached in a second or two.
+LIMIT_OPTIONS = ("--max-batch", "2", "--max-wait-ms", "5", "--max-queue", "4", "--client-share", "0.5",
+                 "--max-streams", "2", "--max-connections", "24", "--max-connections-per-client", "8",
+                 "--idle-timeout", "1", "--header-timeout", "2", "--body-timeout", "2", "--min-body-rate-kb", "64",
+                 "--stream-idle-timeout", "2", "--max-header-kb", "16", "--max-headers", "40", "--log-level", "info")
 API_KEY = "test-key-0123456789abcdef"
 APP_ORIGIN = "http://app.example"
 PARITY_STYLES = {"depth": "3", "face": "0.5,0,0.5"}
+V2_MAX_BATCH = 8  # the keyed server's --max-batch: the Open Inference Protocol tests' max_batch_size
+GRPC_LINE = re.compile(r"gRPC \(Open Inference Protocol\) on (\S+:\d+)")
 
 
 class ServerProcess:
@@ -95,6 +102,18 @@ class ServerProcess:
             time.sleep(0.25)
         raise AssertionError(f"the server was not ready in {START_TIMEOUT_S} s:\n{self.output}")
 
+    def grpc_address(self) -> str:
+        """HOST:PORT of the server's gRPC service (--grpc-port), from its announcement (waits for it)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = GRPC_LINE.search(line)
+                if m:
+                    return m.group(1)
+            assert self.proc.poll() is None, f"the server exited with {self.proc.returncode}:\n{self.output}"
+            time.sleep(0.1)
+        raise AssertionError(f"the server announced no gRPC address:\n{self.output}")
+
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
@@ -145,9 +164,15 @@ def launched(spread_ckpt, sample_pair, tmp_path_factory):
     common = ["--weights", spread_ckpt, "--backend", "eager", "--device", "cpu"]
     started = {
         "main": start_server(spread_ckpt, *MAIN_OPTIONS),
-        "keyed": start_server(spread_ckpt, "--cors-origin", APP_ORIGIN, host="127.0.0.2",
-                              env={"HIDA_API_KEY": API_KEY}),
-        "spare": start_server(spread_ckpt, "--max-batch", "2", "--max-wait-ms", "1"),
+        "keyed": start_server(spread_ckpt, "--cors-origin", APP_ORIGIN, "--grpc-port", "0", "--max-batch",
+                              str(V2_MAX_BATCH), host="127.0.0.2", env={"HIDA_API_KEY": API_KEY}),
+        "spare": start_server(spread_ckpt, "--max-batch", "2", "--max-wait-ms", "1", "--grpc-port", "0"),
+        # The Triton repository hida_rt writes for the same weights: what the v2 metadata must equal.
+        "triton_export": subprocess.Popen(
+            [sys.executable, "-m", "hida_rt.export", "--weights", str(spread_ckpt), "-o", str(folder / "hida.onnx"),
+             "--triton-repo", str(folder / "triton"), "--triton-max-batch", str(V2_MAX_BATCH), "-q"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        "limits": start_server(spread_ckpt, *LIMIT_OPTIONS),
         "cli_depth": start_cli([*[p for p, _ in pairs], "--depth", *[d for _, d in pairs], *common,
                                 "--style", PARITY_STYLES["depth"], "-o", folder / "cli"]),
         "pairs": pairs,
@@ -187,11 +212,27 @@ def keyed(launched):
     return launched["keyed"]
 
 
+@pytest.fixture(scope="session")
+def limited(launched):
+    """A server with tight connection, header, body and stream limits (LIMIT_OPTIONS), logging at info."""
+    launched["limits"].wait_ready()
+    return launched["limits"]
+
+
 @pytest.fixture
 def spare(launched):
     """A server of its own, for a test that stops it."""
     launched["spare"].wait_ready()
     return launched["spare"]
+
+
+@pytest.fixture(scope="session")
+def triton_config(launched):
+    """DIR/hida/config.pbtxt that `python -m hida_rt.export --triton-repo DIR` wrote for the session weights."""
+    proc = launched["triton_export"]
+    out, _ = proc.communicate(timeout=START_TIMEOUT_S * 2)
+    assert proc.returncode == 0, out
+    return launched["folder"] / "triton" / "hida" / "config.pbtxt"
 
 
 @pytest.fixture(scope="session")

@@ -68,7 +68,41 @@ def test_openapi_documents_the_sketch_route(server):
     spec = httpx.get(f"{server.url}/openapi.json", timeout=TIMEOUT).json()
     post = spec["paths"]["/v1/sketch"]["post"]
     assert "image/png" in post["responses"]["200"]["content"]
-    assert {"400", "413", "415", "422", "503"} <= set(post["responses"])
+    assert {"400", "408", "413", "415", "422", "431", "503"} <= set(post["responses"])
+    # depth is optional, and a file: the schema never offers null, which the route would refuse.
+    form = spec["components"]["schemas"][post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+                                         .rsplit("/", 1)[1]]
+    assert form["required"] == ["photo"]
+    assert form["properties"]["depth"].get("type") == "string" and "anyOf" not in form["properties"]["depth"]
+    assert "null" not in json.dumps(form["properties"]["depth"])
+
+
+def test_the_form_fields_must_be_files_and_sent_once(server, sample_pair, to_png):
+    photo, depth = sample_pair[0].read_bytes(), sample_pair[1].read_bytes()
+    r = httpx.post(f"{server.url}/v1/sketch", files={"photo": photo}, data={"depth": "not a file"}, timeout=TIMEOUT)
+    assert assert_json_error(r, 400) == "depth: must be a file (a multipart part with a filename), not a text field"
+    r = httpx.post(f"{server.url}/v1/sketch", files=[("photo", ("a.png", photo)), ("photo", ("b.png", photo))],
+                   timeout=TIMEOUT)
+    assert assert_json_error(r, 400) == "photo: sent 2 times; send one"
+    # A body that breaks its own boundary: 400, and nothing printed by the multipart parser.
+    r = httpx.post(f"{server.url}/v1/sketch", content=b"--xyz\r\nContent-Disposition: form-data; name=\"photo\"; "
+                   b"filename=\"a.png\"\r\n\r\n" + photo[:100] + b"\r\n--xyq", timeout=TIMEOUT,
+                   headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json", r.text
+    assert "Expected boundary" not in server.output
+    assert sketch(server, {"photo": photo, "depth": depth}).status_code == 200
+
+
+def test_a_photo_too_small_for_a_face_is_the_documented_422(server, to_png):
+    pytest.importorskip("mediapipe", reason="the face extra (MediaPipe 0.10.21) is not installed")
+    tiny = to_png(Image.new("RGB", (1, 1), (90, 120, 90)))
+    message = assert_json_error(sketch(server, {"photo": tiny}), 422)
+    assert message.startswith("photo: no face found: ") and "too small to hold a face" in message
+
+
+def test_a_plain_get_on_the_stream_says_it_needs_a_websocket_upgrade(server):
+    r = httpx.get(f"{server.url}/v1/stream", timeout=TIMEOUT)
+    assert "WebSocket" in assert_json_error(r, 426) and r.headers["upgrade"] == "websocket"
 
 
 # -- results equal the CLI's ----------------------------------------------------------------
@@ -233,3 +267,27 @@ def test_one_client_cannot_take_more_than_its_share(server, sample_pair):
     assert codes.count(200) <= 5 and codes.count(503) >= 2, codes
     assert any("its share" in r.json()["error"] for r in greedy if r.status_code == 503)
     assert polite[0].status_code == 200, polite[0].text
+
+
+def test_damaged_images_are_400_with_the_reason_and_other_formats_415_by_name(server, sample_pair):
+    photo, depth = sample_pair[0].read_bytes(), sample_pair[1].read_bytes()
+    tga = io.BytesIO()
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(tga, format="TGA")  # starts like a CUR file
+    damaged = photo[:8] + np.random.default_rng(0).bytes(400)  # a PNG signature, then noise
+    cases = [
+        (400, {"photo": damaged, "depth": depth}, "photo: cannot read as an image (broken PNG file)"),
+        (400, {"photo": photo[:len(photo) // 2], "depth": depth},
+         "photo: cannot read as an image (image file is truncated)"),
+        (415, {"photo": tga.getvalue(), "depth": depth}, "photo: TGA images are not accepted"),
+    ]
+    for status, files, words in cases:
+        assert words in assert_json_error(sketch(server, files), status), (status, words)
+
+
+def test_a_16bit_photo_is_sketched_like_its_8bit_version(server, sample_pair, to_png):
+    eight = np.asarray(Image.open(sample_pair[0]).convert("L"))
+    depth = sample_pair[1].read_bytes()
+    r8 = sketch(server, {"photo": to_png(Image.fromarray(eight, mode="L")), "depth": depth})
+    r16 = sketch(server, {"photo": to_png(Image.fromarray(eight.astype(np.uint16) * 257)), "depth": depth})
+    assert r8.status_code == r16.status_code == 200, (r8.text, r16.text)
+    assert np.abs(grey(r8.content) - grey(r16.content)).max() <= 1

@@ -4,7 +4,7 @@ the same requests to both, load on the Ray one, one of its replicas SIGKILLed un
     python tests/serve_ray/scenario.py SPEC.json RESULT.json
 
 SPEC: {"server_args": [...], "ray_args": [...], "requests": [{"name", "method", "path", "files": {field: path}}],
-       "load_files": {...}, "frames": [jpeg paths] (optional), "deadline_s": N}
+       "load_files": {...}, "frames": [jpeg paths] (optional), "v2": inputs .npz (optional), "deadline_s": N}
 RESULT: what each server answered (bodies under RESULT's folder), per-request records of the load phases,
 and the exit status of each server. The test asserts; this script only measures.
 """
@@ -111,6 +111,26 @@ def load(port: int, clients: int, until, on_tick=None) -> list[dict]:
     return records
 
 
+def stalled_upload(port: int) -> dict:
+    """Headers and 100 bytes of a 1 MB body, then silence: what comes back (raw) and after how long."""
+    import socket
+
+    t0 = time.monotonic()
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=min(30.0, left())) as s:
+        s.sendall(b"POST /v1/sketch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=xyz"
+                  b"\r\nContent-Length: 1000000\r\n\r\n" + b"-" * 100)
+        while b"}" not in data:
+            try:
+                chunk = s.recv(65536)
+            except (TimeoutError, ConnectionError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    return {"response": data.decode("latin-1")[:600], "seconds": time.monotonic() - t0}
+
+
 def replica_pids() -> list[int]:
     """PIDs of this namespace's Ray Serve replica processes of the hida_rt app (by their process title)."""
     pids = []
@@ -140,6 +160,44 @@ async def one_stream_frame(port: int, jpeg: bytes) -> dict:
         return {"hello": hello, "id": frame_id, "meta": json.loads(msg[8:8 + n]), "jpeg_bytes": len(msg) - 8 - n}
 
 
+def v2_answers(port: int, name: str) -> dict:
+    """The Open Inference Protocol over REST with tritonclient.http: health, metadata, config, a batch of
+    binary tensors, one row of JSON tensors, two errors; sketches saved as .npy beside RESULT."""
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    arrays = dict(np.load(spec["v2"]))
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=min(120, left()))
+
+    def tensors(data: dict, binary: bool) -> list:
+        out = []
+        for key, a in data.items():
+            out.append(httpclient.InferInput(key, list(a.shape), "FP32"))
+            out[-1].set_data_from_numpy(a, binary_data=binary)
+        return out
+
+    got: dict = {"live": client.is_server_live(), "ready": client.is_model_ready("hida"),
+                 "metadata": client.get_model_metadata("hida"), "config": client.get_model_config("hida")}
+    for binary, data in ((True, arrays), (False, {k: v[:1] for k, v in arrays.items()})):
+        r = client.infer("hida", tensors(data, binary), request_id=f"{name}-{binary}",
+                         outputs=[httpclient.InferRequestedOutput("sketch", binary_data=binary)])
+        path = folder / f"{name}_v2_{'binary' if binary else 'json'}.npy"
+        np.save(path, r.as_numpy("sketch"))
+        got["binary" if binary else "json"] = {"id": r.get_response()["id"], "sketch": str(path)}
+    errors = {"unknown_model": lambda: client.infer("nope", tensors(arrays, True)),
+              "wrong_shape": lambda: client.infer("hida", tensors({**arrays, "style": arrays["style"][:, :2]}, True))}
+    got["errors"] = {}
+    for key, call in errors.items():
+        try:
+            call()
+            got["errors"][key] = None
+        except InferenceServerException as e:
+            got["errors"][key] = [e.status(), e.message()]
+    client.close()
+    return got
+
+
 def stop(proc: subprocess.Popen, name: str) -> int | None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -159,8 +217,18 @@ local_proc = start(spec["server_args"], LOCAL_PORT, "local")
 try:
     if wait_ready(local_proc, LOCAL_PORT, "local") and wait_ready(ray_proc, RAY_PORT, "ray"):
         result["local"] = answers(LOCAL_PORT, "local")
+        if spec.get("v2"):
+            result["local_v2"] = v2_answers(LOCAL_PORT, "local")
         result["local_exit"] = stop(local_proc, "local")  # the Ray phases get the CPUs
         result["ray"] = answers(RAY_PORT, "ray")
+        if spec.get("v2"):
+            try:
+                result["ray_v2"] = v2_answers(RAY_PORT, "ray")
+            except Exception as e:  # recorded; the test decides
+                result["ray_v2"] = {"failed": repr(e)[:300]}
+            note("v2 probed")
+        result["stalled_upload"] = stalled_upload(RAY_PORT)
+        note("stalled upload probed")
         if spec.get("frames"):
             try:
                 result["stream"] = asyncio.run(one_stream_frame(RAY_PORT, Path(spec["frames"][0]).read_bytes()))

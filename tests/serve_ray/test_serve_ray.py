@@ -26,7 +26,8 @@ _REASON = netns_unavailable_reason()
 needs_netns = pytest.mark.skipif(_REASON is not None, reason=f"Ray tests need a loopback-only namespace: {_REASON}")
 
 SCENARIO_TIMEOUT_S = 240
-COMMON = ["--backend", "eager", "--device", "cpu", "--max-batch", "4", "--max-wait-ms", "20", "--log-level", "warning"]
+COMMON = ["--backend", "eager", "--device", "cpu", "--max-batch", "4", "--max-wait-ms", "20", "--log-level", "warning",
+          "--body-timeout", "3"]
 RAY = ["--ray", "--replicas", "2", "--cpus-per-replica", "0.5"]
 
 
@@ -51,6 +52,7 @@ def scenario(spread_ckpt, sample_pair, tmp_path_factory):
         {"name": "no_photo", "method": "POST", "path": "/v1/sketch", "files": {"depth": depth}},
         {"name": "no_route", "method": "GET", "path": "/nope"},
         {"name": "wrong_method", "method": "GET", "path": "/v1/sketch"},
+        {"name": "stream_without_upgrade", "method": "GET", "path": "/v1/stream"},
     ]
     frames = []
     if importlib.util.find_spec("mediapipe") and importlib.util.find_spec("websockets"):
@@ -60,9 +62,14 @@ def scenario(spread_ckpt, sample_pair, tmp_path_factory):
         Image.fromarray(f).save(buf, format="JPEG", quality=90)
         (folder / "frame.jpg").write_bytes(buf.getvalue())
         frames = [str(folder / "frame.jpg")]
+    rng = np.random.default_rng(22)
+    np.savez(folder / "v2_inputs.npz", photo=rng.random((2, 3, 256, 256), dtype=np.float32) * 2 - 1,
+             depth=rng.random((2, 1, 256, 256), dtype=np.float32),
+             style=np.array([[0, 0, 1], [0.5, 0.5, 0]], dtype=np.float32))
     spec = {"server_args": ["--weights", str(spread_ckpt), *COMMON],
             "ray_args": ["--weights", str(spread_ckpt), *COMMON, *RAY],
             "requests": requests, "load_files": {"photo": photo, "depth": depth}, "frames": frames,
+            "v2": str(folder / "v2_inputs.npz"),
             "deadline_s": SCENARIO_TIMEOUT_S - 20}
     (folder / "spec.json").write_text(json.dumps(spec))
     proc = run_python([str(REPO / "tests" / "serve_ray" / "scenario.py"), str(folder / "spec.json"),
@@ -90,8 +97,36 @@ def test_ray_answers_match_the_in_process_server(scenario):
             assert Path(ray["body"]).read_bytes() == Path(local["body"]).read_bytes(), name
     statuses = {a["name"]: a["status"] for a in scenario["ray"]}
     assert statuses == {"healthz": 200, "page": 200, "sketch": 200, "sketch_mix": 200, "bad_style": 400,
-                        "bad_image": 400, "no_photo": 400, "no_route": 404, "wrong_method": 405}
+                        "bad_image": 400, "no_photo": 400, "no_route": 404, "wrong_method": 405,
+                        "stream_without_upgrade": 426}
     assert scenario["local_exit"] == 0
+
+
+@needs_netns
+def test_a_stalled_upload_holds_no_replica_slot_under_ray(scenario):
+    """The body deadline runs in the replica (the app's Guard), behind Ray's proxy: 408 JSON at --body-timeout."""
+    stalled = scenario["stalled_upload"]
+    head, _, body = stalled["response"].partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 408 "), stalled
+    assert "application/json" in head.lower() and "the request body did not arrive within 3 s" in body, stalled
+    assert 2.5 < stalled["seconds"] < 20, stalled
+
+
+@needs_netns
+def test_the_open_inference_protocol_answers_the_same_under_ray(scenario):
+    """tritonclient.http against both servers: the same health, metadata, config, errors; sketches within
+    1e-4 (FP32 eager both sides; Ray Serve may batch the rows differently)."""
+    local, ray = scenario["local_v2"], scenario["ray_v2"]
+    assert "failed" not in ray, ray
+    for key in ("live", "ready", "metadata", "config", "errors"):
+        assert ray[key] == local[key], key
+    assert local["live"] and local["ready"] and local["metadata"]["inputs"][0]["shape"] == [-1, 3, 256, 256]
+    assert local["errors"]["unknown_model"][0] == "404" and local["errors"]["wrong_shape"][0] == "400"
+    for kind, rows in (("binary", 2), ("json", 1)):
+        mine, theirs = np.load(ray[kind]["sketch"]), np.load(local[kind]["sketch"])
+        assert mine.shape == theirs.shape == (rows, 1, 256, 256)
+        assert np.abs(mine - theirs).max() <= 1e-4, kind
+        assert ray[kind]["id"] == f"ray-{kind == 'binary'}" and local[kind]["id"] == f"local-{kind == 'binary'}"
 
 
 @needs_netns

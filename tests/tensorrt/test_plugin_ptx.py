@@ -126,6 +126,41 @@ def test_every_engine_kernel_builds_for_sm90_without_scratch(ptx_reports):
         assert r["block"] == [k.num_warps * 32, 1, 1] and 0 <= r["shared_mem"] <= MAX_SHARED, what
 
 
+# CUDA 12.9's assembler (the ptxas Triton 3.9 bundles for archs below sm_90) accepts PTX ISA 8.8 at most.
+CUDA129_ISA = "8.8"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa", [CUDA129_ISA, "8.4"])
+def test_engine_ptx_capped_to_an_older_isa_assembles_with_cuda_12_9(engine_requests, isa):
+    """The AOT PTX of every engine configuration, built for ISA `isa` (what `build` chooses for a CUDA 12.9
+    or 12.4 driver), declares that ISA and assembles for sm_90a with CUDA 12.9's ptxas, without spills."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hida_rt.export.plugins import ptx_isa
+    from hida_rt.kernels import _ptxas, _triton_compat
+
+    ptxas, release = _triton_compat.ptxas(80)
+    if ptx_isa.isa_for_cuda(release) != CUDA129_ISA:
+        pytest.skip(f"this Triton bundles ptxas {release} below sm_90, not CUDA 12.9's")
+    reports = pc.compile_isolated(engine_requests, arch=90, ptx_version=ptx_isa.isa_number(isa))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        stats = list(pool.map(lambda r: _ptxas.assemble(r["ptx"], 90, ptxas=ptxas, gpu_name="sm_90a"), reports))
+    problems = []
+    for req, r, s in zip(engine_requests, reports, stats):
+        what = f"{req['plugin']} {req['dtype']} {req['shapes'][0]}"
+        if _aot_isa(r["ptx"]) != isa:
+            problems.append(f"{what}: PTX declares ISA {_aot_isa(r['ptx'])}, not {isa}")
+        if s.error or s.spills:
+            problems.append(f"{what}: {s.error or f'{s.spills} B of spills'} (ptxas {s.ptxas})")
+    assert not problems, "\n".join(problems)
+
+
+def _aot_isa(ptx: str) -> str:
+    from hida_rt.kernels._aot import ptx_isa
+    return ptx_isa(ptx)
+
+
 def test_every_plugin_node_launch_is_the_same_from_symbolic_shapes(trt_models):
     """aot_impl computes extras and grid on TensorRT's expressions; evaluated per batch they are the ints'."""
     for precision, (model, _) in trt_models.items():

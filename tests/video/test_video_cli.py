@@ -96,6 +96,8 @@ def test_bad_arguments_are_one_line(av, face_clip, tmp_path, capfd):
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["-o", tmp_path / "x.avi"], "output must end in"),
         (["--net-height", "300", "--whole-frame"], "multiple of 256"),
+        (["--net-height", "16384", "--whole-frame"], "at --whole-frame: 16384x"),
+        (["--net-height", "16384", "--whole-frame"], "GiB available; the largest that fits is"),
         (["-o", face_clip], "would overwrite the input"),
         (["-o", face_clip / "x.mp4"], f"{face_clip / 'x.mp4'}: "),  # a file where a folder should be
     ]:
