@@ -239,16 +239,24 @@ def test_overload_is_answered_503_with_retry_after_and_memory_stays_bounded(serv
         groups = await asyncio.gather(*(post_from(f"127.0.0.{i}", server.url, files, 8) for i in range(3, 7)))
         return [r for g in groups for r in g]
 
-    answers = asyncio.run(blast())
-    codes = [r.status_code for r in answers]
-    assert set(codes) <= {200, 503}, codes
-    ok, refused = codes.count(200), codes.count(503)
-    assert refused >= 16 and ok >= 4, codes  # at most 8 admitted at once (a few more as slots free up)
-    for r in answers:
-        if r.status_code == 503:
-            assert int(r.headers["retry-after"]) >= 1
-            assert "overloaded" in assert_json_error(r, 503) or "its share" in r.json()["error"]
-    assert server.rss_mb() - before < 300  # 32 bodies and decodes did not pile up in memory
+    rss, refused = [before], 0
+    for _ in range(2):
+        answers = asyncio.run(blast())
+        codes = [r.status_code for r in answers]
+        assert set(codes) <= {200, 503}, codes
+        ok = codes.count(200)
+        refused += codes.count(503)
+        assert codes.count(503) >= 16 and ok >= 4, codes  # at most 8 admitted at once (a few more as slots free)
+        for r in answers:
+            if r.status_code == 503:
+                assert int(r.headers["retry-after"]) >= 1
+                assert "overloaded" in assert_json_error(r, 503) or "its share" in r.json()["error"]
+        rss.append(server.rss_mb())
+    # The first round may lift RSS to the allocator's plateau for the largest batch (docs/serve.md, Limits:
+    # freed activations stay with the process); an identical second round must add nearly nothing: the
+    # bodies and decodes of refused and finished requests do not pile up.
+    assert rss[1] - rss[0] < 600, rss
+    assert rss[2] - rss[1] < 100, rss
     m = metrics(server)
     assert m["hida_queue_depth{}"] == 0 and m["hida_http_in_flight_requests{}"] == 0
     assert m["hida_rejected_total{reason=Unavailable}"] >= refused
