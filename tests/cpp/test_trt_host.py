@@ -8,7 +8,9 @@ and around TensorRT is proven here through tests/cpp/trt_host_checks.cpp:
   another TensorRT release or for another compute capability, or never built,
   is refused with one line saying so;
 - the FP16 conversions used for engines with FP16 inputs/outputs equal numpy's
-  float16 (round to nearest even) for every tested float and every half value.
+  float16 (round to nearest even) for every tested float and every half value;
+- the batch buckets (one execution context per bucket, its shape never changed)
+  are the Python backend's, and every batch runs in the smallest bucket that holds it.
 """
 from __future__ import annotations
 
@@ -120,3 +122,21 @@ def test_fp16_conversions_match_numpy(trt_host_checks, tmp_path):
     nan = np.isnan(expected)
     assert np.isnan(got[nan]).all()
     np.testing.assert_array_equal(got[~nan].view(np.uint32), expected[~nan].view(np.uint32))
+
+
+@pytest.mark.parametrize("max_batch", [1, 2, 3, 8, 12, 32])
+def test_batch_buckets_are_the_python_backends(trt_host_checks, max_batch):
+    from hida_rt.export.tensorrt_backend import batch_buckets, bucket_for
+
+    out = subprocess.run([str(trt_host_checks), "buckets", "1", str(max_batch)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    buckets, chosen = ([int(v) for v in line.split()] for line in out.stdout.splitlines())
+    assert tuple(buckets) == batch_buckets(max_batch)
+    assert chosen == [bucket_for(n, batch_buckets(max_batch)) for n in range(1, max_batch + 1)]
+    assert all(b >= n and (i == 0 or buckets[i - 1] < n) for n, b in zip(range(1, max_batch + 1), chosen)
+               for i in [buckets.index(b)])
+
+
+def test_an_engine_whose_profile_starts_above_one_has_no_smaller_bucket(trt_host_checks):
+    out = subprocess.run([str(trt_host_checks), "buckets", "3", "8"], capture_output=True, text=True)
+    assert out.stdout.splitlines() == ["4 8 ", "4 4 8 8 8 8 "]

@@ -7,6 +7,8 @@
 //       prints "ok <gpu name>|<weights sha256>" or the hida::Error message; exit 0 / 2
 //   trt_host_checks half IN.f32 OUT.u16 BACK.f32
 //       writes float_to_half of every float, and half_to_float of every one of the 65536 half bit patterns
+//   trt_host_checks buckets MIN MAX
+//       prints the batch buckets, then for n = MIN..MAX the bucket that runs a batch of n
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_buckets.h"
 #include "half.h"
 #include "hida/sketcher.h"
 #include "tensorrt_manifest.h"
@@ -41,7 +44,15 @@ int main(int argc, char** argv) {
           .write(reinterpret_cast<const char*>(back.data()), std::streamsize(back.size() * 4));
       return 0;
     }
-    std::cerr << "usage: trt_host_checks manifest JSON TRT_VERSION CC_MAJOR CC_MINOR | half IN.f32 OUT.u16 BACK.f32\n";
+    if (mode == "buckets" && argc == 4) {
+      const std::vector<int> buckets = hida::batch_buckets(std::stoi(argv[2]), std::stoi(argv[3]));
+      for (int b : buckets) std::cout << b << " ";
+      std::cout << "\n";
+      for (int n = std::stoi(argv[2]); n <= std::stoi(argv[3]); ++n) std::cout << buckets[hida::bucket_index(buckets, n)] << " ";
+      std::cout << "\n";
+      return 0;
+    }
+    std::cerr << "usage: trt_host_checks manifest JSON TRT_VERSION CC_MAJOR CC_MINOR | half IN.f32 OUT.u16 BACK.f32 | buckets MIN MAX\n";
     return 1;
   } catch (const std::exception& e) {
     std::cout << e.what() << "\n";

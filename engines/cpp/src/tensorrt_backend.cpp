@@ -2,6 +2,14 @@
 // (enqueueV3 on a CUDA stream, optionally replayed as a CUDA graph).
 // Written against the documented 10.x runtime API; enums are used by name
 // only, as their values moved between TensorRT 10 and 11.
+//
+// Batches run in fixed buckets (batch_buckets.h: 1, 2, 4, ... up to the
+// engine's max batch), each with its own execution context whose input shape
+// is set once and never changed, and its own CUDA graph; a batch is padded
+// with zero rows up to its bucket. Changing a context's input shape makes engines with ahead-of-time
+// plugins load their CUDA modules again without freeing the old ones
+// (TensorRT issue 4849), so a server whose batch sizes vary would grow
+// without bound; and a graph captured at one shape is never replayed at another.
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
@@ -15,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_buckets.h"
 #include "half.h"
 #include "hida/tensorrt.h"
 #include "tensorrt_manifest.h"
@@ -52,6 +61,16 @@ struct StreamDestroy {
 struct GraphExecDestroy {
   void operator()(cudaGraphExec_t g) const { cudaGraphExecDestroy(g); }
 };
+struct ContextDelete {
+  void operator()(nvinfer1::IExecutionContext* c) const { delete c; }  // TensorRT >= 10: delete, not destroy()
+};
+
+// One batch bucket: a context whose input shape is the bucket's, set once, and the graph captured on it.
+struct Bucket {
+  int batch = 0;
+  std::unique_ptr<nvinfer1::IExecutionContext, ContextDelete> context;
+  std::unique_ptr<CUgraphExec_st, GraphExecDestroy> graph;
+};
 
 // One I/O tensor: its name, element type, elements per image and buffers for the largest batch.
 struct Binding {
@@ -84,9 +103,8 @@ class TensorRTBackend : public Backend {
     if (!runtime_) throw Error("cannot create the TensorRT runtime (" + logger_.last_error + ")");
     engine_.reset(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
     if (!engine_) throw Error(path + ": TensorRT cannot deserialize the engine (" + logger_.last_error + ")");
-    context_.reset(engine_->createExecutionContext());
-    if (!context_) throw Error(path + ": cannot create an execution context (" + logger_.last_error + ")");
     bind_tensors();
+    for (int b : batch_buckets(min_batch_, max_batch_)) buckets_.emplace_back().batch = b;
     cudaStream_t stream = nullptr;
     check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");  // blocking: ordered with the legacy default stream
     stream_.reset(stream);
@@ -100,10 +118,12 @@ class TensorRTBackend : public Backend {
   void run(const float* photo, const float* depth, const float* style, int n, float* sketch, Memory memory,
            void* user_stream) override {
     check_cuda(cudaSetDevice(device_), "cudaSetDevice");
-    if (n < min_batch_) {
-      throw Error(path_ + ": the engine's optimization profile starts at batch " + std::to_string(min_batch_) +
-                  ", got " + std::to_string(n));
+    if (n < min_batch_ || n > max_batch_) {
+      throw Error(path_ + ": the engine takes batches of " + std::to_string(min_batch_) + " to " +
+                  std::to_string(max_batch_) + ", got " + std::to_string(n));
     }
+    Bucket& bucket = bucket_for(n);
+    nvinfer1::IExecutionContext* context = bucket.context.get();
     const bool on_device = memory == Memory::Device;
     if (on_device && (photo_.half || depth_.half || style_.half || sketch_.half)) {
       throw Error(path_ + ": the engine's inputs/outputs are FP16; pass host buffers (converted here) instead of "
@@ -113,28 +133,32 @@ class TensorRTBackend : public Backend {
     cudaStream_t s = on_device && user_stream ? static_cast<cudaStream_t>(user_stream) : stream_.get();
     const float* inputs[3] = {photo, depth, style};
     Binding* in_bindings[3] = {&photo_, &depth_, &style_};
-    // Without a graph, device buffers are bound directly; a graph needs fixed addresses, so they are copied.
-    const bool direct = on_device && !use_graph_;
+    // Without a graph, device buffers of exactly a bucket's batch are bound directly; a graph needs fixed
+    // addresses and a padded batch needs room for its zero rows, so those are copied into ours.
+    const bool direct = on_device && !use_graph_ && n == bucket.batch;
     for (int i = 0; i < 3; ++i) {
       Binding& b = *in_bindings[i];
       if (direct) {
-        set_address(b, const_cast<float*>(inputs[i]));
+        set_address(context, b, const_cast<float*>(inputs[i]));
+        continue;
+      }
+      set_address(context, b, b.device.get());
+      if (on_device) {
+        check_cuda(cudaMemcpyAsync(b.device.get(), inputs[i], b.bytes(n), cudaMemcpyDeviceToDevice, s), "input copy");
       } else {
-        set_address(b, b.device.get());
-        if (on_device) {
-          check_cuda(cudaMemcpyAsync(b.device.get(), inputs[i], b.bytes(n), cudaMemcpyDeviceToDevice, s), "input copy");
-        } else {
-          stage_input(b, inputs[i], n);
-          check_cuda(cudaMemcpyAsync(b.device.get(), b.pinned.get(), b.bytes(n), cudaMemcpyHostToDevice, s), "input upload");
-        }
+        stage_input(b, inputs[i], n);
+        check_cuda(cudaMemcpyAsync(b.device.get(), b.pinned.get(), b.bytes(n), cudaMemcpyHostToDevice, s), "input upload");
+      }
+      if (bucket.batch > n) {  // the padding rows: zeros, whose sketches are dropped
+        check_cuda(cudaMemsetAsync(static_cast<char*>(b.device.get()) + b.bytes(n), 0, b.bytes(bucket.batch) - b.bytes(n), s),
+                   "input padding");
       }
     }
-    set_address(sketch_, direct ? static_cast<void*>(sketch) : sketch_.device.get());
-    set_batch(n);
+    set_address(context, sketch_, direct ? static_cast<void*>(sketch) : sketch_.device.get());
     if (use_graph_) {
-      if (graph_batch_ != n) capture_graph(n, s);
-      check_cuda(cudaGraphLaunch(graph_exec_.get(), s), "cudaGraphLaunch");
-    } else if (!context_->enqueueV3(s)) {
+      if (!bucket.graph) capture_graph(bucket, s);
+      check_cuda(cudaGraphLaunch(bucket.graph.get(), s), "cudaGraphLaunch");
+    } else if (!context->enqueueV3(s)) {
       throw Error(path_ + ": enqueueV3 failed (" + logger_.last_error + ")");
     }
     if (on_device && !direct) {
@@ -199,32 +223,40 @@ class TensorRTBackend : public Backend {
     }
   }
 
-  void set_address(Binding& b, void* ptr) {
-    if (!context_->setTensorAddress(b.name.c_str(), ptr)) {
+  void set_address(nvinfer1::IExecutionContext* context, Binding& b, void* ptr) {
+    if (!context->setTensorAddress(b.name.c_str(), ptr)) {
       throw Error(path_ + ": cannot bind tensor " + b.name + " (" + logger_.last_error + ")");
     }
   }
 
-  void set_batch(int n) {
-    if (n == shape_batch_) return;
-    for (Binding* b : {&photo_, &depth_, &style_}) {
-      nvinfer1::Dims dims = engine_->getTensorShape(b->name.c_str());
-      dims.d[0] = n;
-      if (!context_->setInputShape(b->name.c_str(), dims)) {
-        throw Error(path_ + ": batch " + std::to_string(n) + " rejected for " + b->name + " (" + logger_.last_error + ")");
+  // The smallest bucket that holds n images; its context is made, and its input shape set, on first use.
+  Bucket& bucket_for(int n) {
+    std::vector<int> sizes;
+    for (const Bucket& b : buckets_) sizes.push_back(b.batch);
+    Bucket* bucket = &buckets_[bucket_index(sizes, n)];
+    if (!bucket->context) {
+      bucket->context.reset(engine_->createExecutionContext());
+      if (!bucket->context) throw Error(path_ + ": cannot create an execution context (" + logger_.last_error + ")");
+      for (Binding* b : {&photo_, &depth_, &style_}) {
+        nvinfer1::Dims dims = engine_->getTensorShape(b->name.c_str());
+        dims.d[0] = bucket->batch;
+        if (!bucket->context->setInputShape(b->name.c_str(), dims)) {
+          throw Error(path_ + ": batch " + std::to_string(bucket->batch) + " rejected for " + b->name + " (" +
+                      logger_.last_error + ")");
+        }
       }
     }
-    shape_batch_ = n;
+    return *bucket;
   }
 
-  // A graph fixes shapes and addresses: capture once per batch size, after one
+  // A graph fixes shapes and addresses: capture once per bucket, after one
   // ordinary enqueue has done TensorRT's lazy per-shape setup outside the capture.
-  void capture_graph(int n, cudaStream_t s) {
-    reset_graph();
-    if (!context_->enqueueV3(s)) throw Error(path_ + ": enqueueV3 failed (" + logger_.last_error + ")");
+  void capture_graph(Bucket& bucket, cudaStream_t s) {
+    nvinfer1::IExecutionContext* context = bucket.context.get();
+    if (!context->enqueueV3(s)) throw Error(path_ + ": enqueueV3 failed (" + logger_.last_error + ")");
     check_cuda(cudaStreamSynchronize(s), "warm-up run");
     check_cuda(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    const bool ok = context_->enqueueV3(s);
+    const bool ok = context->enqueueV3(s);
     cudaGraph_t graph = nullptr;
     const cudaError_t end = cudaStreamEndCapture(s, &graph);
     if (!ok || end != cudaSuccess) {
@@ -236,13 +268,7 @@ class TensorRTBackend : public Backend {
     const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check_cuda(inst, "cudaGraphInstantiate");
-    graph_exec_.reset(exec);
-    graph_batch_ = n;
-  }
-
-  void reset_graph() {
-    graph_exec_.reset();
-    graph_batch_ = 0;
+    bucket.graph.reset(exec);
   }
 
   void stage_input(Binding& b, const float* src, int n) {
@@ -269,14 +295,12 @@ class TensorRTBackend : public Backend {
   bool use_graph_ = false;
   int device_ = 0;
   Logger logger_;
-  // Declared in creation order: destroyed context, then engine, then runtime.
+  // Declared in creation order: destroyed graphs and contexts (buckets_), then engine, then runtime.
   std::unique_ptr<nvinfer1::IRuntime, Deleter<nvinfer1::IRuntime>> runtime_;
   std::unique_ptr<nvinfer1::ICudaEngine, Deleter<nvinfer1::ICudaEngine>> engine_;
-  std::unique_ptr<nvinfer1::IExecutionContext, Deleter<nvinfer1::IExecutionContext>> context_;
   Binding photo_, depth_, style_, sketch_;
   std::unique_ptr<CUstream_st, StreamDestroy> stream_;
-  std::unique_ptr<CUgraphExec_st, GraphExecDestroy> graph_exec_;
-  int graph_batch_ = 0, shape_batch_ = 0;
+  std::vector<Bucket> buckets_;
   int height_ = 0, width_ = 0, min_batch_ = 1, max_batch_ = 1;
 };
 
