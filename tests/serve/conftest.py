@@ -146,7 +146,7 @@ def start_cli(args) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="session")
-def launched(spread_ckpt, sample_pair, tmp_path_factory):
+def launched(spread_ckpt, exported_onnx, sample_pair, tmp_path_factory):
     """Everything slow to start, started at once (they load the same checkpoint; side by side they finish
     sooner): the shared server, the API-key server on 127.0.0.2, a spare for the SIGTERM test, and
     `python -m hida_rt.sketch` runs whose outputs the parity tests compare with the service's."""
@@ -167,10 +167,11 @@ def launched(spread_ckpt, sample_pair, tmp_path_factory):
         "keyed": start_server(spread_ckpt, "--cors-origin", APP_ORIGIN, "--grpc-port", "0", "--max-batch",
                               str(V2_MAX_BATCH), host="127.0.0.2", env={"HIDA_API_KEY": API_KEY}),
         "spare": start_server(spread_ckpt, "--max-batch", "2", "--max-wait-ms", "1", "--grpc-port", "0"),
-        # The Triton repository hida_rt writes for the same weights: what the v2 metadata must equal.
+        # The Triton repository hida_rt writes for the same weights (from the session's export of them):
+        # what the v2 metadata must equal.
         "triton_export": subprocess.Popen(
-            [sys.executable, "-m", "hida_rt.export", "--weights", str(spread_ckpt), "-o", str(folder / "hida.onnx"),
-             "--triton-repo", str(folder / "triton"), "--triton-max-batch", str(V2_MAX_BATCH), "-q"],
+            [sys.executable, "-m", "hida_rt.export.triton_repo", str(exported_onnx), str(folder / "triton"),
+             "--max-batch", str(V2_MAX_BATCH)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
         "limits": start_server(spread_ckpt, *LIMIT_OPTIONS),
         "cli_depth": start_cli([*[p for p, _ in pairs], "--depth", *[d for _, d in pairs], *common,
@@ -228,7 +229,7 @@ def spare(launched):
 
 @pytest.fixture(scope="session")
 def triton_config(launched):
-    """DIR/hida/config.pbtxt that `python -m hida_rt.export --triton-repo DIR` wrote for the session weights."""
+    """DIR/hida/config.pbtxt that `python -m hida_rt.export.triton_repo` wrote for the session export of the weights."""
     proc = launched["triton_export"]
     out, _ = proc.communicate(timeout=START_TIMEOUT_S * 2)
     assert proc.returncode == 0, out

@@ -240,7 +240,7 @@ def test_overload_is_answered_503_with_retry_after_and_memory_stays_bounded(serv
         return [r for g in groups for r in g]
 
     rss, refused = [before], 0
-    for _ in range(2):
+    for _ in range(3):
         answers = asyncio.run(blast())
         codes = [r.status_code for r in answers]
         assert set(codes) <= {200, 503}, codes
@@ -252,11 +252,11 @@ def test_overload_is_answered_503_with_retry_after_and_memory_stays_bounded(serv
                 assert int(r.headers["retry-after"]) >= 1
                 assert "overloaded" in assert_json_error(r, 503) or "its share" in r.json()["error"]
         rss.append(server.rss_mb())
-    # The first round may lift RSS to the allocator's plateau for the largest batch (docs/serve.md, Limits:
-    # freed activations stay with the process); an identical second round must add nearly nothing: the
-    # bodies and decodes of refused and finished requests do not pile up.
-    assert rss[1] - rss[0] < 600, rss
-    assert rss[2] - rss[1] < 100, rss
+    # RSS rises to the allocator's plateau for the largest batch that has run (docs/serve.md, Limits: freed
+    # activations stay with the process), which the first rounds may or may not reach; two more identical
+    # rounds after the first must add little: the bodies and decodes of 64 more requests do not pile up.
+    assert rss[1] - rss[0] < 800, rss
+    assert rss[3] - rss[1] < 200, rss
     m = metrics(server)
     assert m["hida_queue_depth{}"] == 0 and m["hida_http_in_flight_requests{}"] == 0
     assert m["hida_rejected_total{reason=Unavailable}"] >= refused

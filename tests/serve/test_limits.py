@@ -225,11 +225,12 @@ def test_idle_streams_are_closed_and_free_their_slots(limited):
 
     url = limited.url.replace("http://", "ws://") + "/v1/stream?api_key=query-secret-0123456789"
 
-    async def idle_stream(address):
+    async def idle_stream(address, opened: asyncio.Event):
         # The client answers pings (the websockets library does) but sends nothing.
         async with connect(url, open_timeout=30, ping_interval=0.5, local_addr=(address, 0)) as ws:
             hello = json.loads(await ws.recv())
             assert "hello" in hello
+            opened.set()
             t0 = time.monotonic()
             message = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert message == {"error": "no frame for 2 s: the stream is closed"}
@@ -240,8 +241,9 @@ def test_idle_streams_are_closed_and_free_their_slots(limited):
 
     async def main():
         # --max-streams 2: two idle streams fill it ...
-        first = [asyncio.create_task(idle_stream(f"127.0.0.{60 + i}")) for i in range(2)]
-        await asyncio.sleep(1.0)
+        opened = [asyncio.Event() for _ in range(2)]
+        first = [asyncio.create_task(idle_stream(f"127.0.0.{60 + i}", opened[i])) for i in range(2)]
+        await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 30)  # both hold their slots
         with pytest.raises(websockets.InvalidStatus) as refused:
             async with connect(url, open_timeout=30, local_addr=("127.0.0.62", 0)):
                 pass
