@@ -261,13 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_memory(jobs: list[Job], args: argparse.Namespace, batch: int) -> None:
     """Refuse, before the model loads, a network size whose activations would not fit here (hida_rt.memory)."""
+    available = memory.available_bytes()  # once: on a GPU machine it asks nvidia-smi
     if not args.whole_frame:
-        memory.check_fits(args.size, args.size, batch, multiple=SIZE_MULTIPLE)
+        memory.check_fits(args.size, args.size, batch, multiple=SIZE_MULTIPLE, available=available)
         return
     for job in jobs:  # each whole photo runs at its own size; Image.open reads only the header
         with Image.open(job.photo) as im:
             net = images.whole_frame_size(im.height, im.width, args.net_height)
-        memory.check_fits(*net, batch, option=f"{job.photo} at --whole-frame", multiple=SIZE_MULTIPLE)
+        memory.check_fits(*net, batch, option=f"{job.photo} at --whole-frame", multiple=SIZE_MULTIPLE,
+                          available=available)
 
 
 def check_modes(args: argparse.Namespace) -> None:
