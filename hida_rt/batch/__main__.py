@@ -145,11 +145,11 @@ def prepare_backend(settings: Settings, args: argparse.Namespace) -> Settings:
 
     from ..backends import prepare
     if args.ray and args.gpus_per_actor:
-        return settings
+        return replace(settings, recheck=getattr(args, "recheck", False))
     name, options = prepare(settings.backend, settings.weights, settings.size, settings.size,
                             progress=not args.quiet, device=settings.device, onnx=settings.onnx,
                             engine=settings.engine, recheck=getattr(args, "recheck", False))
-    return replace(settings, backend=name, onnx=options["onnx"])
+    return replace(settings, backend=name, onnx=options["onnx"], dtype=options.get("dtype"))
 
 
 def run_in_process(tasks: list[Task], settings: Settings, batch_size: int, progress: bool,

@@ -54,6 +54,8 @@ class Settings:
     depth_fs: object | None
     out_fs: object
     threads: int | None = None   # intra-op threads of the backend (Ray actors: their CPU share)
+    dtype: str | None = None     # eager's dtype when the triton self-check failed on a GPU (backends.choose)
+    recheck: bool = False        # GPU actors decide their backend themselves: --recheck probes there
 
 
 class Sketcher:
@@ -66,7 +68,8 @@ class Sketcher:
             torch.set_num_threads(settings.threads)
         self.backend = create_backend(settings.backend, settings.weights, device=settings.device,
                                       onnx=settings.onnx, engine=settings.engine, threads=settings.threads,
-                                      progress=progress)
+                                      progress=progress, recheck=settings.recheck,
+                                      **({"dtype": settings.dtype} if settings.dtype else {}))
         self.style = torch.tensor(settings.style, dtype=torch.float32)
 
     def prepare(self, task: Task, photo_bytes: bytes | None) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:

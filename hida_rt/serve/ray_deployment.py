@@ -46,6 +46,8 @@ class ReplicaSpec:
     onnx: str | None = None
     engine: str | None = None
     threads: int = 1  # the backend's intra-op threads: the replica's CPU share
+    dtype: str | None = None  # eager's dtype when the triton self-check failed on a GPU (backends.choose)
+    recheck: bool = False  # GPU replicas decide their backend themselves: --recheck probes there
     v2: Any = None  # v2_model.V2Model: the Open Inference Protocol's REST routes (plain data)
 
 
@@ -184,7 +186,9 @@ class SketchDeployment:
         s = spec.settings
         self.service = SketchService(
             lambda: create_backend(spec.backend, spec.weights, device=spec.device, onnx=spec.onnx, engine=spec.engine,
-                                   threads=spec.threads, progress=False), s, weights=spec.weights)
+                                   threads=spec.threads, progress=False, recheck=spec.recheck,
+                                   **({"dtype": spec.dtype} if spec.dtype else {})),
+            s, weights=spec.weights)
         # Loaded before the replica counts as started: Ray routes nothing to it until then.
         await asyncio.to_thread(self.service.load)
         self._batched.set_max_batch_size(s.max_batch)

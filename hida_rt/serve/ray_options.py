@@ -76,14 +76,16 @@ def run_on_ray(args: argparse.Namespace, settings, v2=None) -> int:
     cpus = args.cpus_per_replica if args.cpus_per_replica is not None else 1.0
     scaling = Scaling(replicas=args.replicas or 1, min_replicas=args.min_replicas, max_replicas=args.max_replicas,
                       target_ongoing_requests=args.target_ongoing_requests, cpus=cpus, gpus=gpus).check()
-    backend, onnx = args.backend, args.onnx
+    backend, onnx, dtype = args.backend, args.onnx, None
+    recheck = getattr(args, "recheck", False)
     if not gpus:
         # Settled once, here: the replicas would otherwise each export the ONNX file at the same time.
         # With GPU replicas their machines decide (this one may have no GPU).
         backend, options = prepare(args.backend, args.weights, settings.size, settings.size, progress=True,
-                                   device=args.device, onnx=args.onnx, engine=args.engine)
-        onnx = options["onnx"]
+                                   device=args.device, onnx=args.onnx, engine=args.engine, recheck=recheck)
+        onnx, dtype = options["onnx"], options.get("dtype")
     spec = ReplicaSpec(settings=settings, weights=str(args.weights), backend=backend, device=args.device, onnx=onnx,
-                       engine=args.engine, threads=max(1, round(cpus)), v2=v2)
+                       engine=args.engine, threads=max(1, round(cpus)), v2=v2, dtype=dtype,
+                       recheck=recheck and bool(gpus))
     return serve_on_ray(settings, spec, scaling, address=args.address,
                         announce=lambda line: print(line, flush=True))

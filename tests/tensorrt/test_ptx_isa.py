@@ -15,7 +15,8 @@ H100 = dict(tensorrt_version="10.9.0.34", gpu_name="NVIDIA H100 80GB HBM3", comp
 
 
 @pytest.mark.parametrize("cuda, isa", [("12.4", "8.4"), ("12.6", "8.5"), ("12.8", "8.7"), ("12.9", "8.8"),
-                                       ("13.0", "9.0"), ("13.9", "9.2"), ("11.0", None)])
+                                       ("13.0", "9.0"), ("13.3", "9.3"), ("13.4", "9.4"),
+                                       ("13.9", "9.4"), ("11.0", None)])
 def test_isa_of_a_cuda_release(cuda, isa):
     assert ptx_isa.isa_for_cuda(cuda) == isa
 
