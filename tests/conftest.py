@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from testutils import gpu, inputs
+from testutils import early_jobs, gpu, inputs
 
 # Triton kernels run in Triton's interpreter on CPU-only machines. The switch is read when triton is first
 # imported, so it is set here, before any test module (whichever folder runs first) imports hida_rt.kernels.
@@ -48,6 +48,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(pytest.mark.skip(reason=gpu.skip_reason(item)))
+
+
+def pytest_collection_finish(session):
+    """Start the slow preparations of late tests now, beside the first tests (testutils.early_jobs)."""
+    if not session.config.option.collectonly:
+        early_jobs.start(session.items, SPREAD_NAME, write_spread)
+
+
+def pytest_sessionfinish(session):
+    early_jobs.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,9 +85,16 @@ def lightning_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def spread_ckpt(tmp_path_factory) -> Path:
+    early = early_jobs.spread_checkpoint()  # written at collection when an early job needed it
+    if early is not None:
+        return early
     path = tmp_path_factory.mktemp("weights") / SPREAD_NAME
-    torch.save(random_generator_state(seed=1, gain=1.0), path)
+    write_spread(path)
     return path
+
+
+def write_spread(path: Path) -> None:
+    torch.save(random_generator_state(seed=1, gain=1.0), path)
 
 
 @pytest.fixture(scope="session")

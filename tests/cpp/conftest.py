@@ -7,16 +7,13 @@ they fail, so CI cannot pass without running them.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import torch
-
-REPO = Path(__file__).resolve().parents[2]
-CPP_DIR = REPO / "engines" / "cpp"
+from testutils import early_jobs
+from testutils.cpp_build import build_command
 
 
 def run(cmd: list, **kwargs) -> subprocess.CompletedProcess:
@@ -31,25 +28,23 @@ def unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def cpp_build(tmp_path_factory):
-    """Start configuring and building engines/cpp in the background, once per session.
+    """Configure and build engines/cpp in the background, once per session.
 
-    The build (about 25 s on 2 cores) then overlaps the AOTInductor packaging
-    (about 75 s) when a test asks for `cpp_build` before `aoti_package`.
-    HIDA_CPP_BUILD_DIR reuses a build folder across sessions (CMake then
-    rebuilds only what changed). Yields (process, build folder).
+    Started with the session when C++ tests were collected (testutils.early_jobs), else here; the build
+    (about 25 s on 2 cores) then overlaps other work. HIDA_CPP_BUILD_DIR reuses a build folder across
+    sessions (CMake then rebuilds only what changed). Yields (process, build folder, the early job or None:
+    then the process's output is a pipe).
     """
     if shutil.which("cmake") is None:
         unavailable("cmake not found")
+    job = early_jobs.get("cpp_build")
+    if job is not None and not os.environ.get("HIDA_CPP_BUILD_DIR"):
+        yield job.proc, job.outputs["build"], job
+        return
     build = Path(os.environ.get("HIDA_CPP_BUILD_DIR") or tmp_path_factory.mktemp("cpp_build"))
-    configure = ["cmake", "-S", str(CPP_DIR), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                 f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
-                 "-DHIDA_WITH_TENSORRT=OFF", "-DHIDA_BUILD_TESTS=ON"]
-    if shutil.which("ninja"):
-        configure += ["-G", "Ninja"]
-    compile_ = ["cmake", "--build", str(build), "--parallel", str(os.cpu_count() or 2)]
-    script = f"{shlex.join(configure)} && {shlex.join(compile_)}"
-    proc = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield proc, build
+    proc = subprocess.Popen(["bash", "-c", build_command(build)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    yield proc, build, None
     if proc.poll() is None:
         proc.kill()
         proc.wait()
@@ -58,8 +53,12 @@ def cpp_build(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cpp_build_output(cpp_build) -> tuple[Path, str]:
     """Waits for `cpp_build`; the build folder and CMake's output."""
-    proc, build = cpp_build
-    output, _ = proc.communicate(timeout=900)
+    proc, build, job = cpp_build
+    if job is not None:
+        _, out, err = job.wait(900)
+        output = out + err
+    else:
+        output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, f"C++ configure/build failed:\n{output[-5000:]}"
     return build, output
 

@@ -32,10 +32,14 @@ STOP_TIMEOUT_S = 40
 # The session server: small limits, so that the tests can reach each of them with little traffic.
 MAIN_OPTIONS = ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "8", "--client-share", "0.5",
                 "--max-streams", "6", "--max-body-mb", "2", "--max-megapixels", "1", "--max-frame-mb", "1")
-# The session server runs with the allocator settings docs/serve.md gives for steady memory: with glibc's
-# defaults its RSS swings by +-150 MB from one identical burst to the next (freed activations land in
-# whichever thread arena), which would hide a leak of refused bodies (~45 MB per overload round).
-MAIN_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(4 * 2**20)}
+# The overload test's server: the session server's queue limits, bodies up to 8 MB, and the allocator settings
+# docs/serve.md gives for steady memory. Under glibc's defaults RSS swings by +-150 MB from one identical burst
+# to the next (freed activations land in whichever thread arena), and a server that served other tests first
+# creeps as its heap fragments: either would hide a leak of refused bodies. Fresh, with these settings, RSS
+# moves by a few MB a burst, and bodies (over the mmap threshold) leave nothing behind when freed.
+OVERLOAD_OPTIONS = ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "8", "--client-share", "0.5",
+                    "--max-body-mb", "8")
+OVERLOAD_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(2**20)}
 # The limits server (test_limits.py): tight connection, header, body and stream limits, reached in a second or two.
 LIMIT_OPTIONS = ("--max-batch", "2", "--max-wait-ms", "5", "--max-queue", "4", "--client-share", "0.5",
                  "--max-streams", "2", "--max-connections", "24", "--max-connections-per-client", "8",
@@ -167,7 +171,8 @@ def launched(spread_ckpt, exported_onnx, sample_pair, tmp_path_factory):
     pairs = [sample_pair, (folder / "tall_photo.png", folder / "tall_depth.png")]
     common = ["--weights", spread_ckpt, "--backend", "eager", "--device", "cpu"]
     started = {
-        "main": start_server(spread_ckpt, *MAIN_OPTIONS, env=MAIN_ENV),
+        "main": start_server(spread_ckpt, *MAIN_OPTIONS),
+        "overload": start_server(spread_ckpt, *OVERLOAD_OPTIONS, env=OVERLOAD_ENV),
         "keyed": start_server(spread_ckpt, "--cors-origin", APP_ORIGIN, "--grpc-port", "0", "--max-batch",
                               str(V2_MAX_BATCH), host="127.0.0.2", env={"HIDA_API_KEY": API_KEY}),
         "spare": start_server(spread_ckpt, "--max-batch", "2", "--max-wait-ms", "1", "--grpc-port", "0"),
@@ -208,6 +213,13 @@ def server(launched):
     """The shared server (MAIN_OPTIONS limits), ready."""
     launched["main"].wait_ready()
     return launched["main"]
+
+
+@pytest.fixture(scope="session")
+def overload_server(launched):
+    """A server of the overload test's own (OVERLOAD_OPTIONS, OVERLOAD_ENV), ready."""
+    launched["overload"].wait_ready()
+    return launched["overload"]
 
 
 @pytest.fixture(scope="session")

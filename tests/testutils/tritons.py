@@ -54,3 +54,14 @@ def expected_version(which: str) -> str:
 
 
 TRITONS = ["installed", TRITON36]
+
+
+def python_or_none(which: str) -> str | None:
+    """The interpreter that builds with Triton `which`, or None where that environment is missing."""
+    return sys.executable if which == "installed" else triton36_python()
+
+
+def sass_cases() -> list[tuple[str, int]]:
+    """(Triton, arch) pairs the SASS test assembles: the installed Triton for every CI arch, 3.6 for sm_90."""
+    from hida_rt.kernels.sass import CI_ARCHS
+    return [("installed", arch) for arch in CI_ARCHS] + [(TRITON36, 90)]
