@@ -30,15 +30,15 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 300  # five processes importing torch and loading a 435 MB checkpoint side by side, on a busy 2-core machine
 STOP_TIMEOUT_S = 40
 # The session server: small limits, so that the tests can reach each of them with little traffic.
-MAIN_OPTIONS = ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "8", "--client-share", "0.5",
-                "--max-streams", "6", "--max-body-mb", "2", "--max-megapixels", "1", "--max-frame-mb", "1")
+QUEUE_OPTIONS = ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "8", "--client-share", "0.5")
+MAIN_OPTIONS = (*QUEUE_OPTIONS, "--max-streams", "6", "--max-body-mb", "2", "--max-megapixels", "1",
+                "--max-frame-mb", "1")
 # The overload test's server: the session server's queue limits, bodies up to 8 MB, and the allocator settings
 # docs/serve.md gives for steady memory. Under glibc's defaults RSS swings by +-150 MB from one identical burst
 # to the next (freed activations land in whichever thread arena), and a server that served other tests first
 # creeps as its heap fragments: either would hide a leak of refused bodies. Fresh, with these settings, RSS
 # moves by a few MB a burst, and bodies (over the mmap threshold) leave nothing behind when freed.
-OVERLOAD_OPTIONS = ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "8", "--client-share", "0.5",
-                    "--max-body-mb", "8")
+OVERLOAD_OPTIONS = (*QUEUE_OPTIONS, "--max-body-mb", "8")
 OVERLOAD_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(2**20)}
 # The limits server (test_limits.py): tight connection, header, body and stream limits, reached in a second or two.
 LIMIT_OPTIONS = ("--max-batch", "2", "--max-wait-ms", "5", "--max-queue", "4", "--client-share", "0.5",

@@ -15,11 +15,10 @@ of their own; they count only if their configurations equal these.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from testutils import early_jobs
 from testutils.kernel_launches import backend_kernels
+from testutils.sass_job import case_rows
 from testutils.tritons import python_for, sass_cases
 
 from hida_rt.kernels import _aot, _ptxas, sass
@@ -40,23 +39,15 @@ def all_kernels(project_kernels) -> list[_aot.AotKernel]:
 
 @pytest.fixture(scope="module")
 def sass_rows(project_kernels, all_kernels) -> dict[tuple, list[sass.Row]]:
-    """(triton, arch) -> report rows: one build process per case, two at a time (the machine has 2 cores);
-    or the same, computed by the job started with the session (testutils.early_jobs, sass_job.py) once
-    its configurations are found to be exactly these."""
+    """(triton, arch) -> report rows (testutils.sass_job.case_rows); computed by the job started with the
+    session (testutils.early_jobs) when it ran, once its configurations are found to be exactly these."""
     pythons = {which: python_for(which) for which, _ in CASES}
     early = early_jobs.sass_result(timeout=1800)
     if early is not None:
         assert sorted(early["keys"]) == sorted(k.config_key() for k in all_kernels), \
             "the SASS job built other kernel configurations than this session's"
         return {case: [sass.Row(**r) for r in early["cases"][f"{case[0]}/{case[1]}"]] for case in CASES}
-
-    def one(case):
-        which, arch = case
-        built = _aot.build_isolated(all_kernels, arch=arch, python=pythons[which], assemble=True, timeout=1800)
-        return case, sass.rows(project_kernels, {arch: built}, all_kernels)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(one, CASES))
+    return case_rows(project_kernels, all_kernels, CASES, pythons.__getitem__)
 
 
 def test_the_report_covers_both_hosts(project_kernels):

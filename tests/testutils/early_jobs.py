@@ -58,7 +58,7 @@ class Job:
         return self.proc.returncode, self.stdout.read_text(), self.stderr.read_text()
 
 
-_state: dict = {"folder": None, "jobs": {}}
+_state: dict = {"folder": None, "jobs": {}, "spread": None}
 
 
 def folder() -> Path | None:
@@ -97,7 +97,8 @@ def start(items, spread_name: str, write_spread) -> None:
     _state["folder"] = base
     # The jobs' own user cache: the session's (tests/conftest.py: user_cache) does not exist yet.
     env = {"HIDA_RT_CACHE": str(base / "user_cache"), "PYTHONUNBUFFERED": "1"}
-    if "cpp_build" in names and shutil.which("cmake"):
+    # HIDA_CPP_BUILD_DIR: the fixture rebuilds that folder itself (incrementally); no second build here.
+    if "cpp_build" in names and shutil.which("cmake") and not os.environ.get("HIDA_CPP_BUILD_DIR"):
         from testutils.cpp_build import build_command
         build = base / "cpp_build"
         _start("cpp_build", ["bash", "-c", build_command(build)], {"build": build})
@@ -147,4 +148,4 @@ def stop() -> None:
                 time.sleep(0.1)
     if _state["folder"] is not None:
         shutil.rmtree(_state["folder"], ignore_errors=True)
-    _state.update(folder=None, jobs={})
+    _state.update(folder=None, jobs={}, spread=None)
